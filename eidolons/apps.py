@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EidolonsConfig(AppConfig):
+    name = "eidolons"
+    verbose_name = "Eidolons"

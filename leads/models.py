@@ -1,0 +1,1 @@
+"""Leads moving through the seven MAX stages (the architecture synthesis's ClientState)."""
