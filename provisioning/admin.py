@@ -35,6 +35,11 @@ class ProxmoxHostAdmin(admin.ModelAdmin):
             "fields": ("token_id", "token_secret_env", "token_secret_file", "verify_tls", "ca_file"),
             "description": "The token secret is never stored here: name the variable or file that holds it.",
         }),
+        ("root@pam and in-container work", {
+            "fields": ("root_channel", "root_password_env", "executor", "ssh_host", "ssh_port", "ssh_user",
+                       "ssh_key_file", "ssh_known_hosts_file"),
+            "description": "Proxmox refuses keyctl=1 and bind mounts to API tokens: pick a root@pam channel.",
+        }),
         ("Hardware", {"fields": ("cpu_model", "cpu_cores", "cpu_threads", "memory_mb", "storage_gb", "disks")}),
         ("Allocated against capacity", {"fields": ("capacity",)}),
     )

@@ -12,7 +12,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from .choices import ContainerStatusChoices
+from .choices import ContainerStatusChoices, ExecutorChoices, RootChannelChoices
 from .validators import VMID_MAX, VMID_MIN, validate_hostname, validate_vmid
 
 
@@ -46,6 +46,28 @@ class ProxmoxHost(models.Model):
     verify_tls = models.BooleanField(default=True, help_text="Verify the API's TLS certificate.")
     ca_file = models.CharField(
         max_length=255, blank=True, help_text="CA bundle to verify the API's certificate with (empty: system CAs)."
+    )
+    root_channel = models.CharField(
+        max_length=10,
+        choices=RootChannelChoices.choices,
+        default=RootChannelChoices.NONE,
+        help_text="How the portal acts as root@pam for keyctl=1 and bind mounts, which Proxmox refuses to tokens.",
+    )
+    root_password_env = models.CharField(
+        max_length=100, blank=True, help_text="Environment variable holding root@pam's password (ticket channel)."
+    )
+    executor = models.CharField(
+        max_length=10,
+        choices=ExecutorChoices.choices,
+        default=ExecutorChoices.SSH,
+        help_text="Where in-container scripts run: over SSH on the node with pct exec, or simulated.",
+    )
+    ssh_host = models.CharField(max_length=255, blank=True, help_text="SSH address of the node (pct exec runs there).")
+    ssh_port = models.PositiveIntegerField(default=22)
+    ssh_user = models.CharField(max_length=50, default="root", blank=True)
+    ssh_key_file = models.CharField(max_length=255, blank=True, help_text="Private key file for SSH to the node.")
+    ssh_known_hosts_file = models.CharField(
+        max_length=255, blank=True, help_text="known_hosts file pinning the node's host key."
     )
     cpu_model = models.CharField(max_length=100, blank=True)
     cpu_cores = models.PositiveIntegerField(validators=[MinValueValidator(1)], help_text="Physical cores.")
