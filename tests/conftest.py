@@ -1,0 +1,24 @@
+"""Fixtures shared by every app's tests."""
+
+import pytest
+
+from eidolons.services import max_plan_load
+
+
+@pytest.fixture
+def max_plan(db):
+    """The MAX plan loaded: the AX42, CT100 and CT201-207, nine Eidolons, 36 agents, 7 mailboxes."""
+    return max_plan_load()
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        username="operator", password="operator-pass-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
