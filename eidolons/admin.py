@@ -49,7 +49,9 @@ class EidolonAdmin(admin.ModelAdmin):
 
 @admin.register(CliAgent)
 class CliAgentAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "kind", "status", "tmux_session", "systemd_unit", "last_heartbeat_at", "reported_version")
+    list_display = (
+        "__str__", "kind", "status", "tmux_session", "systemd_unit", "last_heartbeat_at", "reported_version",
+    )
     list_filter = ("kind", "status", "eidolon")
     search_fields = ("eidolon__name", "kind", "npm_package", "tmux_session")
     list_select_related = ("eidolon",)

@@ -109,7 +109,9 @@ class CliAgent(models.Model):
         max_length=50, validators=[MinLengthValidator(1)], help_text="tmux session the agent runs in."
     )
     systemd_unit = models.CharField(
-        max_length=80, blank=True, help_text="Instance of the max-agent@.service template (empty for the core Eidolons)."
+        max_length=80,
+        blank=True,
+        help_text="Instance of the max-agent@.service template (empty for the core Eidolons).",
     )
     status = models.CharField(
         max_length=20, choices=CliAgentStatusChoices.choices, default=CliAgentStatusChoices.NOT_INSTALLED

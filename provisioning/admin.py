@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from django.template.loader import render_to_string
 
 from .models import Container, NetworkBridge, ProxmoxHost
@@ -29,6 +30,8 @@ class ProxmoxHostAdmin(admin.ModelAdmin):
     list_filter = ("verify_tls",)
     readonly_fields = ("capacity",)
     inlines = [NetworkBridgeInline, ContainerInline]
+    # A Proxmox API typed without a scheme is https (Django 6's default; silences 5.2's warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("name", "node", "api_url")}),
         ("Credentials", {

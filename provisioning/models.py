@@ -158,7 +158,10 @@ class Container(models.Model):
         help_text="Root disk size in GB; empty when unknown (a pre-existing container).",
     )
     storage = models.CharField(
-        max_length=50, default="local-lvm", blank=True, help_text="Proxmox storage for the root disk (empty when unknown)."
+        max_length=50,
+        default="local-lvm",
+        blank=True,
+        help_text="Proxmox storage for the root disk (empty when unknown).",
     )
     ostemplate = models.CharField(max_length=200, blank=True, help_text="OS template volume id.")
     feature_nesting = models.BooleanField(default=True, help_text="features: nesting=1")

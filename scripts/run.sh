@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make run: prepare the database, then run the web server, a Celery worker and Celery beat together
+# (and the local Proxmox when it is the configured one). Ctrl-C stops them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+HOST=${MAXPORTAL_BIND:-127.0.0.1}
+PORT=${MAXPORTAL_PORT:-8000}
+
+mkdir -p var/celery/queue var/celery/processed var/log
+$PY manage.py migrate --no-input
+$PY manage.py collectstatic --no-input -v0
+$PY manage.py load_max_plan
+if $PY manage.py help local_proxmox >/dev/null 2>&1 && [ "${MAXPORTAL_LOCAL_PROXMOX:-1}" = "1" ]; then
+  WITH_LOCAL_PVE=1
+else
+  WITH_LOCAL_PVE=0
+fi
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo "stopping maxportal..."
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop_all INT TERM EXIT
+
+if [ "$WITH_LOCAL_PVE" = "1" ]; then
+  $PY manage.py local_proxmox --configure-host > var/log/local-proxmox.log 2>&1 &
+  pids+=($!)
+fi
+.venv/bin/celery -A maxportal worker -P threads -c "${MAXPORTAL_WORKER_CONCURRENCY:-16}" -l info \
+  > var/log/worker.log 2>&1 &
+pids+=($!)
+.venv/bin/celery -A maxportal beat -l info --pidfile= > var/log/beat.log 2>&1 &
+pids+=($!)
+.venv/bin/uvicorn maxportal.asgi:application --host "$HOST" --port "$PORT" --log-level warning &
+pids+=($!)
+
+echo
+echo "maxportal is running at http://$HOST:$PORT/   (worker, beat$( [ "$WITH_LOCAL_PVE" = 1 ] && echo ", local Proxmox") logs in var/log/)"
+$PY manage.py ensure_admin --url "http://$HOST:$PORT/admin/"
+echo "Press Ctrl-C to stop."
+wait -n "${pids[@]}"
+echo "a maxportal process exited; see var/log/"
