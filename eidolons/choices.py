@@ -69,3 +69,24 @@ class M365AccountStateChoices(models.TextChoices):
     CREATED = "created", "Created"
     LICENSED = "licensed", "Licensed"
     VERIFIED = "verified", "Verified"
+
+
+class SignalTypeChoices(models.TextChoices):
+    """The kinds of signal one Eidolon (or the portal) drops in another's inbox (master plan, synthesis)."""
+
+    PIPELINE_TRANSITION = "PIPELINE_TRANSITION", "Pipeline transition"
+    TASK_ASSIGNMENT = "TASK_ASSIGNMENT", "Task assignment"
+    TASK_RESPONSE = "TASK_RESPONSE", "Task response"
+    ACK = "ACK", "Acknowledgement"
+    ESCALATION = "ESCALATION", "Escalation"
+    SAPWAVE = "SAPWAVE", "SapWave"
+    TEST = "TEST", "Test"
+
+
+# What an Eidolon's agents may send themselves through POST /api/v1/signals; the others are
+# written by the portal (handoffs, escalations, SapWaves, the provisioning test signal).
+SIGNAL_TYPES_AGENTS_SEND = (
+    SignalTypeChoices.TASK_ASSIGNMENT,
+    SignalTypeChoices.TASK_RESPONSE,
+    SignalTypeChoices.ACK,
+)

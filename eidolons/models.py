@@ -6,6 +6,7 @@ database: one Eidolon per pipeline stage, one agent of each kind per Eidolon, on
 container and per mailbox.
 """
 
+from django.conf import settings
 from django.core.validators import MinLengthValidator
 from django.db import models
 
@@ -14,6 +15,7 @@ from .choices import (
     CliAgentStatusChoices,
     M365AccountStateChoices,
     PipelineStage,
+    SignalTypeChoices,
 )
 from .validators import validate_mailbox_domain
 
@@ -128,3 +130,122 @@ class CliAgent(models.Model):
 
     def __str__(self):
         return f"{self.eidolon.name}/{self.kind}"
+
+
+class Signal(models.Model):
+    """A message in an Eidolon's inbox: a PIPELINE_TRANSITION, a TASK-ASSIGNMENT, an ACK, ...
+
+    The database is the inbox; the YAML file in ``<root>/<eidolon>_inbox/`` is an optional mirror
+    for the file-based daemons. A signal is delivered (handed to one agent's poll) and then
+    acknowledged; one delivered and not acknowledged within the visibility timeout is delivered again.
+    """
+
+    signal_type = models.CharField(max_length=30, choices=SignalTypeChoices.choices)
+    sender = models.CharField(
+        max_length=100, help_text="Who sent it: an Eidolon's name, 'portal', or a human's username."
+    )
+    recipient = models.ForeignKey(
+        Eidolon, on_delete=models.CASCADE, related_name="signals", help_text="Whose inbox it is in."
+    )
+    agent = models.ForeignKey(
+        CliAgent, on_delete=models.SET_NULL, null=True, blank=True, related_name="signals",
+        help_text="One of the recipient's agents, when the signal is for that agent only.",
+    )
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, null=True, blank=True, related_name="signals"
+    )
+    payload = models.JSONField(
+        default=dict, blank=True,
+        help_text="The seed's fields: from, to, lead_id, previous_stage, next_stage, summary, data_path.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True, help_text="Last time an agent's poll received it.")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    delivery_count = models.PositiveIntegerField(default=0, help_text="How many times it was delivered.")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["recipient", "created_at"],
+                condition=models.Q(acknowledged_at__isnull=True),
+                name="signal_unacked_by_recipient",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(signal_type__in=SignalTypeChoices.values), name="signal_type_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.signal_type} #{self.pk} {self.sender} -> {self.recipient_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token an Eidolon's agents use on the API.
+
+    Shown once when issued; only its visible prefix and a keyed hash (HMAC-SHA256 with the secret
+    key) are stored, so a copy of the database does not give anyone the token.
+    """
+
+    eidolon = models.ForeignKey(Eidolon, on_delete=models.CASCADE, related_name="api_tokens")
+    agent = models.ForeignKey(
+        CliAgent, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens",
+        help_text="Set to bind the token to one of the Eidolon's agents; empty: any of its agents.",
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. 'cor-daemon on CT202'.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="The token's visible start.")
+    digest = models.CharField(max_length=64, editable=False, help_text="HMAC-SHA256 of the whole token, hex.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.eidolon_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a write sent with an Idempotency-Key, replayed for retries.
+
+    Written in the same transaction as the work, unique per token (or per user for sessions).
+    """
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token", "key"], condition=models.Q(token__isnull=False), name="idempotency_key_per_token"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "key"], condition=models.Q(user__isnull=False), name="idempotency_key_per_user"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(token__isnull=False) | models.Q(user__isnull=False), name="idempotency_has_owner"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.method} {self.path} key={self.key}"

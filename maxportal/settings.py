@@ -191,3 +191,85 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- Leads, signals and the agents' API (issue 4) --------------------------------------------
+# Artifacts live in default storage under <prefix>/<lead id>/stage-N-name/ (the synthesis's layout).
+MAXPORTAL_PIPELINE_STORAGE_PREFIX = env.str("MAXPORTAL_PIPELINE_STORAGE_PREFIX", default="max-pipeline")
+# When set, every signal is also written as a YAML file to <root>/<eidolon>_inbox/ (atomically)
+# for the file-based daemons, e.g. /var/lib/vz/shared/signals/max-pipeline. Empty: off.
+MAXPORTAL_SIGNAL_MIRROR_ROOT = env.str("MAXPORTAL_SIGNAL_MIRROR_ROOT", default="")
+# A delivered signal not acknowledged within this many seconds is delivered again.
+MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT = env.int("MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT", default=300)
+# Longest inbox long-poll (GET /api/v1/signals?wait=N) and how often a waiting poll looks at the
+# database anyway: the safety net on PostgreSQL (woken by LISTEN/NOTIFY), the mechanism on SQLite.
+MAXPORTAL_SIGNAL_MAX_WAIT = env.int("MAXPORTAL_SIGNAL_MAX_WAIT", default=30)
+MAXPORTAL_SIGNAL_POLL_INTERVAL = env.float(
+    "MAXPORTAL_SIGNAL_POLL_INTERVAL",
+    default=5.0 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 0.5,
+)
+# A CLI agent whose last heartbeat is older than this is reported stale by /api/v1/agents/health.
+MAXPORTAL_HEARTBEAT_STALE_SECONDS = env.int("MAXPORTAL_HEARTBEAT_STALE_SECONDS", default=180)
+# Requests per token (or staff user) per window; over it the API answers 429 with Retry-After.
+MAXPORTAL_API_RATE_LIMIT = env.int("MAXPORTAL_API_RATE_LIMIT", default=1200)
+MAXPORTAL_API_RATE_WINDOW = env.int("MAXPORTAL_API_RATE_WINDOW", default=60)
+# Size limits: a JSON field (lead data, signal payload) and an uploaded artifact.
+MAXPORTAL_API_MAX_JSON_BYTES = env.int("MAXPORTAL_API_MAX_JSON_BYTES", default=64 * 1024)
+MAXPORTAL_ARTIFACT_MAX_BYTES = env.int("MAXPORTAL_ARTIFACT_MAX_BYTES", default=10 * 1024 * 1024)
+# The Eidolon whose inbox gets ESCALATION signals (the synthesis: Claude on the core Orchestra
+# handles escalations); a human picks it up from the admin.
+MAXPORTAL_ESCALATION_EIDOLON = env.str("MAXPORTAL_ESCALATION_EIDOLON", default="mach42v2")
+# The cache counts requests for the rate limit: Redis when set (needed with several web workers),
+# else in-process memory.
+MAXPORTAL_CACHE_URL = env.str("MAXPORTAL_CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": MAXPORTAL_CACHE_URL}
+        if MAXPORTAL_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# --- Proxmox client (provisioning/proxmox.py) and the local Proxmox (provisioning/local_pve.py) ---
+# Seconds per HTTP request to the Proxmox API: proxmoxer's 5 s default is too short for a busy node.
+MAXPORTAL_PVE_TIMEOUT = env.float("MAXPORTAL_PVE_TIMEOUT", default=30.0)
+# Connection errors, timeouts, 5xx and 595/596 are retried this many attempts in all, waiting
+# base * 2**n seconds (at most max) between them; 4xx never are. Stays far below the visibility timeout.
+MAXPORTAL_PVE_RETRY_ATTEMPTS = env.int("MAXPORTAL_PVE_RETRY_ATTEMPTS", default=4)
+MAXPORTAL_PVE_RETRY_BASE_DELAY = env.float("MAXPORTAL_PVE_RETRY_BASE_DELAY", default=1.0)
+MAXPORTAL_PVE_RETRY_MAX_DELAY = env.float("MAXPORTAL_PVE_RETRY_MAX_DELAY", default=10.0)
+# Lines of a Proxmox task log kept with a step (the tail shows why a task failed).
+MAXPORTAL_PVE_LOG_TAIL_LINES = env.int("MAXPORTAL_PVE_LOG_TAIL_LINES", default=30)
+# Secrets named by a host (root_password_env) are read from that variable, else from the file of
+# that name here. The local Proxmox writes its CA, token secret and root password here too.
+MAXPORTAL_PVE_SECRETS_DIR = env.path("MAXPORTAL_PVE_SECRETS_DIR", default=VAR_DIR / "pve")
+# Dotted path of the callable running `pct set` as root over SSH (root_channel=ssh):
+# runner(host, argv: list[str], *, timeout: float) -> (exit_code: int, output: str).
+MAXPORTAL_PVE_SSH_ROOT_RUNNER = env.str("MAXPORTAL_PVE_SSH_ROOT_RUNNER", default="")
+MAXPORTAL_PVE_ROOT_COMMAND_TIMEOUT = env.float("MAXPORTAL_PVE_ROOT_COMMAND_TIMEOUT", default=120.0)
+# The local Proxmox (manage.py local_proxmox): loopback port, and real seconds per Proxmox second
+# (1: a create takes about 5 s, so progress is visible; 0: tasks end before the request returns).
+MAXPORTAL_PVE_LOCAL_PORT = env.int("MAXPORTAL_PVE_LOCAL_PORT", default=8006)
+MAXPORTAL_PVE_LOCAL_TIME_SCALE = env.float("MAXPORTAL_PVE_LOCAL_TIME_SCALE", default=1.0)
+
+# --- The provisioning checklist engine (provisioning/services.py, steps.py, tasks.py) ------------
+# A step waiting on a Proxmox task or an acknowledgement looks again after this many seconds; the
+# task ends its turn and re-sends itself instead of sleeping in the worker.
+MAXPORTAL_STEP_POLL_SECONDS = env.float("MAXPORTAL_STEP_POLL_SECONDS", default=2.0)
+# No countdown may reach the broker's visibility timeout (the message would be delivered twice).
+MAXPORTAL_MAX_COUNTDOWN_SECONDS = env.float("MAXPORTAL_MAX_COUNTDOWN_SECONDS", default=300.0)
+# Proxmox unreachable (595, timeouts) after the client's own retries: the step waits and asks again
+# this many times, with doubling pauses, before it fails.
+MAXPORTAL_STEP_UNAVAILABLE_RETRIES = env.int("MAXPORTAL_STEP_UNAVAILABLE_RETRIES", default=3)
+# The plan's shared signal folder on the host and where it is mounted in each container (mp0).
+MAXPORTAL_SIGNAL_HOST_PATH = env.str("MAXPORTAL_SIGNAL_HOST_PATH", default="/var/lib/vz/shared")
+MAXPORTAL_SIGNAL_MOUNT_PATH = env.str("MAXPORTAL_SIGNAL_MOUNT_PATH", default="/mnt/shared")
+# Periodic jobs (one beat; each job is idempotent anyway): the reaper takes back attempts that ran
+# past their time limit, the drift check reads every container from Proxmox.
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "provisioning-reap-steps": {"task": "provisioning.steps_reap", "schedule": 60.0},
+    "provisioning-drift-check": {
+        "task": "provisioning.drift_check",
+        "schedule": env.float("MAXPORTAL_DRIFT_CHECK_SECONDS", default=300.0),
+    },
+}
