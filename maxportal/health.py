@@ -2,8 +2,7 @@
 
 from django.conf import settings
 from django.db import connection
-
-from .celery import app as celery_app
+from kombu import Connection
 
 
 def check_database() -> str | None:
@@ -20,8 +19,14 @@ def check_database() -> str | None:
 def check_broker() -> str | None:
     """None when the broker accepts a connection within the configured timeout."""
     timeout = settings.MAXPORTAL_HEALTH_BROKER_TIMEOUT
+    # The same URL and transport options the worker uses (settings are Celery's configuration).
+    broker = Connection(
+        settings.CELERY_BROKER_URL,
+        transport_options=getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}),
+        connect_timeout=timeout,
+    )
     try:
-        with celery_app.connection_for_write() as conn:
+        with broker as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout, interval_start=0, interval_step=0)
     except Exception as exc:  # kombu raises many kinds; all mean "down"
         return f"{type(exc).__name__}: {exc}".strip()

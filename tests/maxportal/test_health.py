@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from maxportal.celery import app as celery_app
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -21,14 +20,11 @@ def test_healthz_is_ok_when_database_and_broker_answer(client):
 
 
 @pytest.mark.django_db
-def test_healthz_names_the_broker_when_it_is_down(client):
+def test_healthz_names_the_broker_when_it_is_down(client, settings):
     # A Redis URL on a port nothing listens on (loopback): a real refused connection.
-    saved = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
-    celery_app.conf.broker_url, celery_app.conf.broker_transport_options = "redis://127.0.0.1:1/0", {}
-    try:
-        response = client.get("/healthz")
-    finally:
-        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = saved
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "down" and body["down"] == ["broker"]
