@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
