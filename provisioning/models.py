@@ -7,12 +7,21 @@ one row to see (the address inside its bridge's subnet) and says how to fix it.
 
 import ipaddress
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from .choices import ContainerStatusChoices, ExecutorChoices, RootChannelChoices
+from .choices import (
+    ContainerStatusChoices,
+    DriftKindChoices,
+    ExecutorChoices,
+    RootChannelChoices,
+    StepChoices,
+    StepRunStateChoices,
+    StepStateChoices,
+)
 from .validators import VMID_MAX, VMID_MIN, validate_hostname, validate_vmid
 
 
@@ -175,6 +184,9 @@ class Container(models.Model):
     status = models.CharField(
         max_length=20, choices=ContainerStatusChoices.choices, default=ContainerStatusChoices.PLANNED
     )
+    last_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the drift check last read this container from Proxmox."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -244,3 +256,150 @@ class Container(models.Model):
                 errors["vmid"] = f"vmid {self.vmid} is taken by '{taken.hostname}' on {self.host.name}."
         if errors:
             raise ValidationError(errors)
+
+
+class ChecklistStep(models.Model):
+    """One cell of the provisioning plan's checklist: a step (M365 Account ... Test Signal) of one
+    container.
+
+    The state moves only through ``provisioning.services`` along ``choices.STEP_TRANSITIONS``.
+    """
+
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=20, choices=StepChoices.choices)
+    state = models.CharField(max_length=10, choices=StepStateChoices.choices, default=StepStateChoices.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times the step was run.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Who ticked the step, or started the run that did it.",
+    )
+    actor_label = models.CharField(
+        max_length=150, blank=True, help_text="Who or what made the last change, as shown on the page."
+    )
+    changed_at = models.DateTimeField(null=True, blank=True, help_text="When the state last changed.")
+    output_tail = models.TextField(blank=True, help_text="The end of the last run's output or Proxmox task log.")
+    upid = models.CharField(max_length=200, blank=True, help_text="Proxmox task id of the last run, if any.")
+    note = models.TextField(blank=True, help_text="Free note, or why the step failed or is blocked.")
+
+    class Meta:
+        ordering = ["container__vmid", "step"]
+        verbose_name = "checklist step"
+        constraints = [
+            models.UniqueConstraint(fields=["container", "step"], name="checkliststep_one_per_container"),
+        ]
+
+    def __str__(self):
+        return f"CT{self.container.vmid} {self.get_step_display()}: {self.state}"
+
+
+class StepRun(models.Model):
+    """One attempt at an automated step, run by Celery tasks turn by turn.
+
+    The database allows one running attempt per step (a partial unique index). ``turn`` and
+    ``lease_until`` make a re-delivered task message harmless: only the message for the current
+    turn may advance the attempt, and a turn whose worker died may be taken over once its lease ran out.
+    """
+
+    step = models.ForeignKey(ChecklistStep, on_delete=models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField(help_text="Attempt number of this step, from 1.")
+    state = models.CharField(
+        max_length=10, choices=StepRunStateChoices.choices, default=StepRunStateChoices.RUNNING
+    )
+    phase = models.CharField(max_length=30, default="begin", help_text="Where the attempt is, e.g. wait_create.")
+    turn = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    deadline = models.DateTimeField(help_text="After this the reaper takes the attempt back as failed.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_by_label = models.CharField(max_length=150, blank=True)
+    follow_on = models.BooleanField(
+        default=False, help_text="Queue the steps that become ready when this one is done (provision all)."
+    )
+    upid = models.CharField(max_length=200, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    output_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True, help_text="What a later turn needs (signal id, ...).")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "step run"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step"], condition=Q(state="running"), name="steprun_one_running_per_step"
+            ),
+            models.UniqueConstraint(fields=["step", "number"], name="steprun_unique_number"),
+        ]
+        indexes = [models.Index(fields=["state", "deadline"], name="steprun_state_deadline")]
+
+    def __str__(self):
+        return f"{self.step} attempt {self.number} ({self.state})"
+
+
+class ChecklistEvent(models.Model):
+    """The audit trail of the checklist: every change of a step, who made it, when and why.
+
+    Append-only: a saved event is never changed or deleted by the portal.
+    """
+
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="checklist_events")
+    step = models.CharField(max_length=20, choices=StepChoices.choices)
+    from_state = models.CharField(max_length=10, choices=StepStateChoices.choices)
+    to_state = models.CharField(max_length=10, choices=StepStateChoices.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text="Who or what made the change.")
+    reason = models.TextField(blank=True)
+    run = models.ForeignKey(StepRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "checklist event"
+
+    def __str__(self):
+        return f"CT{self.container_id} {self.step}: {self.from_state} -> {self.to_state} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError("Checklist events are append-only: record a new event instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Checklist events are append-only and cannot be deleted.")
+
+
+class Drift(models.Model):
+    """A difference the drift check found between Proxmox and the record of a container.
+
+    One open finding per host, vmid and kind (a partial unique index): a repeated check refreshes
+    ``last_seen_at`` instead of piling up rows; a finding that went away gets ``resolved_at``.
+    """
+
+    host = models.ForeignKey(ProxmoxHost, on_delete=models.CASCADE, related_name="drifts")
+    vmid = models.PositiveIntegerField()
+    container = models.ForeignKey(
+        Container, on_delete=models.CASCADE, null=True, blank=True, related_name="drifts",
+        help_text="Empty for a container on the host the portal does not know.",
+    )
+    kind = models.CharField(max_length=10, choices=DriftKindChoices.choices)
+    expected = models.CharField(max_length=200, blank=True, help_text="What the record says.")
+    actual = models.CharField(max_length=200, blank=True, help_text="What Proxmox says.")
+    detected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["host__name", "vmid", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host", "vmid", "kind"], condition=Q(resolved_at__isnull=True), name="drift_one_open_per_kind"
+            ),
+        ]
+
+    def __str__(self):
+        return f"CT{self.vmid} {self.get_kind_display()}: record {self.expected or '-'}, Proxmox {self.actual or '-'}"
