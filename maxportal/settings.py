@@ -260,29 +260,6 @@ MAXPORTAL_MAX_COUNTDOWN_SECONDS = env.float("MAXPORTAL_MAX_COUNTDOWN_SECONDS", d
 # Proxmox unreachable (595, timeouts) after the client's own retries: the step waits and asks again
 # this many times, with doubling pauses, before it fails.
 MAXPORTAL_STEP_UNAVAILABLE_RETRIES = env.int("MAXPORTAL_STEP_UNAVAILABLE_RETRIES", default=3)
-# The plan's shared signal folder on the host and where it is mounted in each container (mp0).
-MAXPORTAL_SIGNAL_HOST_PATH = env.str("MAXPORTAL_SIGNAL_HOST_PATH", default="/var/lib/vz/shared")
-MAXPORTAL_SIGNAL_MOUNT_PATH = env.str("MAXPORTAL_SIGNAL_MOUNT_PATH", default="/mnt/shared")
-# Periodic jobs (one beat; each job is idempotent anyway): the reaper takes back attempts that ran
-# past their time limit, the drift check reads every container from Proxmox.
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "provisioning-reap-steps": {"task": "provisioning.steps_reap", "schedule": 60.0},
-    "provisioning-drift-check": {
-        "task": "provisioning.drift_check",
-        "schedule": env.float("MAXPORTAL_DRIFT_CHECK_SECONDS", default=300.0),
-    },
-}
-
-# --- The provisioning checklist engine (provisioning/services.py, steps.py, tasks.py) ------------
-# A step waiting on a Proxmox task or an acknowledgement looks again after this many seconds; the
-# task ends its turn and re-sends itself instead of sleeping in the worker.
-MAXPORTAL_STEP_POLL_SECONDS = env.float("MAXPORTAL_STEP_POLL_SECONDS", default=2.0)
-# No countdown may reach the broker's visibility timeout (the message would be delivered twice).
-MAXPORTAL_MAX_COUNTDOWN_SECONDS = env.float("MAXPORTAL_MAX_COUNTDOWN_SECONDS", default=300.0)
-# Proxmox unreachable (595, timeouts) after the client's own retries: the step waits and asks again
-# this many times, with doubling pauses, before it fails.
-MAXPORTAL_STEP_UNAVAILABLE_RETRIES = env.int("MAXPORTAL_STEP_UNAVAILABLE_RETRIES", default=3)
 # Periodic jobs (one beat; each job is idempotent anyway): the reaper takes back attempts that ran
 # past their time limit, the drift check reads every container from Proxmox.
 CELERY_BEAT_SCHEDULE = {
