@@ -80,7 +80,8 @@ NODE_MAJOR = 20
 NODESOURCE_KEY_URL = "https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key"
 NODESOURCE_REPO_URL = f"https://deb.nodesource.com/node_{NODE_MAJOR}.x"
 
-# Provisioning plan, phase 6 and phase 8.
+# Provisioning plan, phases 3, 6 and 8.
+HOME_ROOT = "/home"
 SHARED_ROOT = "/var/lib/vz/shared"
 SIGNAL_ROOT = f"{SHARED_ROOT}/signals/max-pipeline"
 MOUNT_POINT = "/mnt/shared"
@@ -93,7 +94,7 @@ _LINUX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _NPM_PACKAGE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _CLI_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._:-]+\.service$")
-_VERSION_LINE = re.compile(r"^MAXPORTAL_VERSION[ \t]+(\S+)[ \t]+(\S+)[ \t]*$", re.MULTILINE)
+_VERSION_LINE = re.compile(r"^MAXPORTAL_VERSION[ \t]+(\S+)[ \t]+(\S+)[ \t\r]*$", re.MULTILINE)
 _UNDEFINED = "@@MAXPORTAL_UNDEFINED@@"
 
 
@@ -202,7 +203,7 @@ def agent_repo_url() -> str:
 def _context(step: str, spec: StepScript, container: Container) -> dict:
     eidolon = _eidolon_of(container)
     user = _linux_user(eidolon, container)
-    home = f"/home/{user}"
+    home = f"{HOME_ROOT}/{user}"
     clis = _clis(eidolon, container)
     inbox = f"{SIGNAL_ROOT}/{user}_inbox"
     container_inbox = f"{MOUNT_POINT}/signals/max-pipeline/{user}_inbox"
