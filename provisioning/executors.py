@@ -305,9 +305,13 @@ class SshExecutor(Executor):
             # Closing the session on a cut call makes sshd end what still runs under it.
             client.close()
         duration = time.monotonic() - started
-        if cut or exit_code is None or exit_code < 0:
+        if cut or exit_code is None:
             output.add(f"\nmaxportal: no answer within {timeout_s:g}s (+{grace:g}s grace): session closed\n".encode())
             return ExecResult(TIMEOUT_EXIT_CODE, output.tail(), duration, timed_out=True)
+        if exit_code < 0:
+            # sshd sent no exit status (the command died of a signal): a failure, never a success.
+            output.add(b"\nmaxportal: the remote command ended without an exit status (killed by a signal?)\n")
+            exit_code = 128 + 9 if duration >= timeout_s else 255
         timed_out = exit_code in _KILLED_EXIT_CODES and duration >= timeout_s
         if timed_out:
             output.add(f"\nmaxportal: script cut at its {timeout_s:g}s time limit\n".encode())

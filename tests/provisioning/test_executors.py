@@ -4,6 +4,7 @@ The SSH tests run /usr/sbin/sshd on 127.0.0.1 (tests/provisioning/ssh_server.py)
 ``pct`` first on the session's PATH, so they prove what travels over SSH and what comes back.
 """
 
+import contextlib
 import os
 import time
 
@@ -137,6 +138,29 @@ def test_hanging_script_is_cut_at_its_timeout_and_killed(ssh_server, ssh_host, t
     while _pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _pid_alive(pid), "the timed-out script must be killed on the node"
+
+
+def test_client_gives_up_when_the_node_does_not_let_go(ssh_host, tmp_path):
+    # Given a script that leaves a process holding the session's output open beyond its limit,
+    # out of reach of the node's timeout (its own session), and a short client grace
+    pid_file = tmp_path / "orphan.pid"
+    script = f"setsid bash -c 'echo $$ > {pid_file}; trap \"\" TERM HUP; sleep 8' &\necho detached\nsleep 60\n"
+
+    # When it runs with a 1 s limit
+    with override_settings(MAXPORTAL_SSH_TIMEOUT_GRACE=1):
+        started = time.monotonic()
+        result = SshExecutor(ssh_host).run_on_node(script=script, timeout_s=1)
+        elapsed = time.monotonic() - started
+
+    # Then the client cuts the call at limit + grace and says so
+    try:
+        assert result.timed_out and not result.ok, result
+        assert 1.9 <= elapsed < 5, elapsed
+        assert "no answer within 1s" in result.output_tail
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), 9)
 
 
 def test_run_on_node_runs_bash_without_pct(ssh_server, ssh_host):  # noqa: F811
