@@ -339,6 +339,8 @@ def start_local_proxmox(
     # keeps root's privileges (privsep off) but is not root@pam, as on the real host.
     pve.grant(TOKEN_USER, "/", "Sys.Audit")
 
+    # One access line per poll drowns the log of make run; errors still show.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=_run_loop, args=(loop,), name="local-proxmox", daemon=True)
     thread.start()
