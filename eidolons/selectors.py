@@ -1,9 +1,11 @@
 """Reads of the eidolons app."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import CliAgent, Eidolon, Signal
@@ -42,3 +44,50 @@ def inbox_deliverable(*, eidolon: Eidolon, agent: CliAgent | None = None, now=No
     if agent is not None:
         return qs.filter(Q(agent__isnull=True) | Q(agent=agent))
     return qs
+
+
+@dataclass
+class AgentHealth:
+    kind: str
+    status: str
+    version: str
+    last_heartbeat_at: object
+    stale: bool
+
+
+def agents_health(*, now=None) -> list[tuple[Eidolon, list[AgentHealth]]]:
+    """Every Eidolon with its inbox depth and open leads (annotated: one query) and its agents."""
+    from leads.choices import LEAD_OPEN_STATUSES
+    from leads.models import Lead
+
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.MAXPORTAL_HEARTBEAT_STALE_SECONDS)
+    depth = (
+        Signal.objects.filter(recipient=OuterRef("pk"), acknowledged_at__isnull=True)
+        .order_by().values("recipient").annotate(n=Count("id")).values("n")
+    )
+    open_leads = (
+        Lead.objects.filter(stage=OuterRef("stage"), status__in=LEAD_OPEN_STATUSES)
+        .order_by().values("stage").annotate(n=Count("id")).values("n")
+    )
+    eidolons = (
+        Eidolon.objects.annotate(
+            inbox_depth=Coalesce(Subquery(depth, output_field=IntegerField()), 0),
+            open_leads=Coalesce(Subquery(open_leads, output_field=IntegerField()), 0),
+        )
+        .prefetch_related("agents")
+        .order_by("container__vmid", "name")
+    )
+    return [
+        (
+            e,
+            [
+                AgentHealth(
+                    kind=a.kind, status=a.status, version=a.reported_version, last_heartbeat_at=a.last_heartbeat_at,
+                    stale=a.last_heartbeat_at is None or a.last_heartbeat_at < stale_before,
+                )
+                for a in e.agents.all()
+            ],
+        )
+        for e in eidolons
+    ]

@@ -270,3 +270,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("MAXPORTAL_DRIFT_CHECK_SECONDS", default=300.0),
     },
 }
+# Async inbox polls do their database work in asgiref's shared thread pool (few threads, few
+# connections, however many polls wait). Off: on each request's own thread, closed before waiting.
+MAXPORTAL_INBOX_THREAD_POOL = env.bool("MAXPORTAL_INBOX_THREAD_POOL", default=True)

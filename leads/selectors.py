@@ -1,0 +1,83 @@
+"""Reads of the leads app, shared by the API, the admin and the pages.
+
+``leads_visible_to`` is object-level authorization in the query itself: an Eidolon sees the
+leads in the stage it owns and those it has worked on or been signalled about; staff see all.
+"""
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from eidolons.models import Eidolon, Signal
+
+from .choices import LEAD_OPEN_STATUSES
+from .models import Lead, StageArtifact, StageTransition
+
+
+def leads_visible_to(actor) -> QuerySet[Lead]:
+    if actor.is_staff:
+        return Lead.objects.all()
+    eidolon = actor.eidolon
+    if eidolon is None:
+        return Lead.objects.none()
+    seen = Q(Exists(StageTransition.objects.filter(lead=OuterRef("pk"), actor_eidolon=eidolon))) | Q(
+        Exists(Signal.objects.filter(lead=OuterRef("pk"), recipient=eidolon))
+    )
+    if eidolon.stage:
+        return Lead.objects.filter(Q(stage=eidolon.stage) | seen)
+    return Lead.objects.filter(seen)
+
+
+def lead_list(
+    *, actor, stage: str | None = None, status: str | None = None, source: str | None = None,
+    owner: str | None = None,
+) -> QuerySet[Lead]:
+    """Leads the actor may see, filtered; ``owner`` is an Eidolon's slug (the stage it owns)."""
+    qs = leads_visible_to(actor)
+    if stage:
+        qs = qs.filter(stage=stage)
+    if status:
+        qs = qs.filter(status=status)
+    if source:
+        qs = qs.filter(source=source)
+    if owner:
+        owned = Eidolon.objects.filter(slug=owner).values_list("stage", flat=True).first()
+        qs = qs.filter(stage=owned) if owned else qs.none()
+    return qs.order_by("-created_at")
+
+
+def lead_history(*, lead: Lead) -> QuerySet[StageTransition]:
+    return lead.transitions.select_related("actor_eidolon", "actor_agent", "actor_user", "signal").order_by(
+        "created_at", "id"
+    )
+
+
+def lead_artifacts(*, lead: Lead) -> QuerySet[StageArtifact]:
+    return lead.artifacts.select_related("uploaded_by_eidolon", "uploaded_by_agent", "uploaded_by_user")
+
+
+def lead_open_duplicate(*, email_normalized: str, company_domain: str) -> Lead | None:
+    """The open lead with the same normalised email or company domain, if any."""
+    match = Q()
+    if email_normalized:
+        match |= Q(email_normalized=email_normalized)
+    if company_domain:
+        match |= Q(company_domain=company_domain)
+    if not match:
+        return None
+    return Lead.objects.filter(match, status__in=LEAD_OPEN_STATUSES).order_by("created_at").first()
+
+
+def stage_owners() -> dict[str, Eidolon]:
+    """Stage -> the Eidolon owning it."""
+    return {e.stage: e for e in Eidolon.objects.exclude(stage__isnull=True).exclude(stage="")}
+
+
+def funnel_counts() -> dict[tuple[str, str], int]:
+    """(stage, status) -> number of leads: the sales funnel in one query."""
+    rows = Lead.objects.values("stage", "status").annotate(n=Count("id")).order_by()
+    return {(r["stage"], r["status"]): r["n"] for r in rows}
+
+
+def recent_transitions(*, limit: int = 20) -> QuerySet[StageTransition]:
+    return StageTransition.objects.select_related("lead", "actor_eidolon", "actor_agent", "actor_user").order_by(
+        "-created_at", "-id"
+    )[:limit]

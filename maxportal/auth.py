@@ -1,0 +1,130 @@
+"""Who is calling the API: an Eidolon's agent with a bearer token, or a staff user with a session.
+
+Both give an ``Actor``; services take the actor and scope their queries by it (an Eidolon sees its
+stage's leads and its own inbox; staff see everything, through the same stage machine).
+Every authenticated request counts against a per-token (per-user) rate limit; over it: 429 with
+Retry-After. The counters live in the Django cache (Redis when MAXPORTAL_CACHE_URL is set, so that
+all web workers share them).
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from ninja.security import HttpBearer, SessionAuth
+
+from .exceptions import DomainError
+
+
+class RateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller: an Eidolon (optionally one of its agents) via a token, or a staff user."""
+
+    eidolon: object | None = None
+    agent: object | None = None
+    user: object | None = None
+    token: object | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.user is not None and self.user.is_active and self.user.is_staff)
+
+    @property
+    def label(self) -> str:
+        if self.user is not None:
+            return f"staff user {self.user.get_username()}"
+        if self.agent is not None:
+            return f"{self.eidolon.name}/{self.agent.kind}"
+        return str(self.eidolon.name)
+
+    @property
+    def sender(self) -> str:
+        """How signals name this actor as their sender."""
+        return self.user.get_username() if self.user is not None else self.eidolon.name
+
+    @classmethod
+    def for_token(cls, token) -> "Actor":
+        return cls(eidolon=token.eidolon, agent=token.agent, token=token)
+
+    @classmethod
+    def for_user(cls, user) -> "Actor":
+        return cls(user=user)
+
+
+def rate_limit(key: str) -> None:
+    """Count one request for ``key`` in the current fixed window; RateLimited when over the limit."""
+    window = settings.MAXPORTAL_API_RATE_WINDOW
+    limit = settings.MAXPORTAL_API_RATE_LIMIT
+    now = time.time()
+    slot = int(now // window)
+    cache_key = f"maxportal:ratelimit:{key}:{slot}"
+    cache.add(cache_key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(cache_key)
+    except ValueError:  # evicted between add and incr: start again
+        cache.set(cache_key, 1, timeout=window + 5)
+        count = 1
+    if count > limit:
+        retry_after = max(1, math.ceil((slot + 1) * window - now))
+        raise RateLimited(
+            f"Too many requests: {limit} per {window} s allowed for this token; retry in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+
+def _token_actor(raw: str) -> Actor | None:
+    from eidolons.services import api_token_authenticate
+
+    token = api_token_authenticate(raw)
+    if token is None:
+        return None
+    rate_limit(f"token:{token.pk}")
+    return Actor.for_token(token)
+
+
+class TokenAuth(HttpBearer):
+    """``Authorization: Bearer <token>`` issued to an Eidolon (admin or ``manage.py issue_token``)."""
+
+    def authenticate(self, request, token):
+        return _token_actor(token)
+
+
+def db_sync_to_async(func):
+    """Run ``func`` (database work) from an async view without pinning a connection to the request.
+
+    With MAXPORTAL_INBOX_THREAD_POOL (the default) it runs in asgiref's shared thread pool, whose few
+    threads keep their persistent connections: a thousand waiting polls use a handful of backends.
+    Off, it runs on the request's own thread (what Django does by default, and what tests inside one
+    uncommitted transaction need); the view then closes that thread's connection before it waits.
+    """
+    return sync_to_async(func, thread_sensitive=not settings.MAXPORTAL_INBOX_THREAD_POOL)
+
+
+class AsyncTokenAuth(HttpBearer):
+    """The same, for async views (see db_sync_to_async)."""
+
+    async def authenticate(self, request, token):
+        return await db_sync_to_async(_token_actor)(token)
+
+
+class StaffSessionAuth(SessionAuth):
+    """A logged-in staff user's session cookie (with the CSRF check django-ninja applies to cookies)."""
+
+    def authenticate(self, request, key):
+        user = request.user
+        if user.is_authenticated and user.is_active and user.is_staff:
+            rate_limit(f"user:{user.pk}")
+            return Actor.for_user(user)
+        return None
+
+
+token_or_staff = [TokenAuth(), StaffSessionAuth()]
+async_token_or_staff = [AsyncTokenAuth(), StaffSessionAuth()]
