@@ -21,6 +21,7 @@ scripts do, and fails when told to.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
 import threading
@@ -209,6 +210,12 @@ class SshExecutor(Executor):
                 host=self.host.name,
             ) from None
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if not os.access(self.host.ssh_key_file, os.R_OK):
+            raise ExecutorConfigError(
+                f"The SSH key file {self.host.ssh_key_file} of host {self.host.name} is missing or unreadable: "
+                f"put the private key there (readable by the portal's user) or fix ssh_key_file.",
+                host=self.host.name,
+            )
         connect_timeout = float(_setting("MAXPORTAL_SSH_CONNECT_TIMEOUT", 10))
         try:
             client.connect(

@@ -208,6 +208,12 @@ def test_key_the_node_does_not_authorize_is_refused(ssh_server, ssh_host):  # no
     assert caught.value.transient is False
 
 
+def test_missing_key_file_is_a_configuration_error(ssh_host, tmp_path):
+    ssh_host.ssh_key_file = str(tmp_path / "no-such-key")
+    with pytest.raises(ExecutorConfigError, match="no-such-key of host ax42 is missing or unreadable"):
+        SshExecutor(ssh_host).run_on_node(script="echo hi\n", timeout_s=5)
+
+
 def test_unreachable_node_is_a_transient_connection_error(ssh_host):
     # Given a port nothing listens on (bound, never listening, so no other test can take it)
     import socket
