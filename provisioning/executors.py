@@ -369,7 +369,8 @@ class SimulatedExecutor(Executor):
 
     Failures are injected with ``SimulatedExecutor.inject_failure(...)`` (process-wide, so a test
     worker thread sees it) or the MAXPORTAL_SIMULATED_FAILURES setting: a list of "step" or
-    "<vmid>:step" entries that always fail.
+    "<vmid>:step" entries that always fail. Step durations come from
+    MAXPORTAL_SIMULATED_STEP_SECONDS times MAXPORTAL_SIMULATED_TIME_SCALE (tests set the scale to 0).
     """
 
     history: deque[SimulatedRun] = deque(maxlen=1000)
