@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from tests.agents_api import AgentClient, clients_for, issue_tokens
 
@@ -30,3 +31,4 @@ def _inbox_on_the_request_thread(request, settings):
     the transactional (real server) tests keep the production thread pool."""
     if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
         settings.MAXPORTAL_INBOX_THREAD_POOL = False
+    cache.clear()  # rate-limit counters of token ids an earlier test used
