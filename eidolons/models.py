@@ -231,7 +231,7 @@ class IdempotencyRecord(models.Model):
     path = models.CharField(max_length=500)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     status_code = models.PositiveSmallIntegerField()
-    response = models.JSONField()
+    response = models.TextField(help_text="The JSON body exactly as first sent (replayed byte for byte).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -86,9 +86,10 @@ def idempotent(view):
                     status, body = exc.status, {"error": exc.code, "detail": exc.message, **exc.details}
                     if exc.status == 429:
                         raise
+                content = json.dumps(body, cls=DjangoJSONEncoder)
                 IdempotencyRecord.objects.create(
                     key=key, method=request.method, path=request.path[:500], fingerprint=fp,
-                    status_code=status, response=json.loads(json.dumps(body, cls=DjangoJSONEncoder)), **owner,
+                    status_code=status, response=content, **owner,
                 )
         except IntegrityError:
             # The same key won a race a moment ago (our work is rolled back): answer as it did.
@@ -96,7 +97,7 @@ def idempotent(view):
             if record is None:
                 raise
             return _replay(record, fp, request)
-        return JsonResponse(body, status=status, safe=False, encoder=DjangoJSONEncoder)
+        return HttpResponse(content, status=status, content_type="application/json")
 
     return wrapper
 
@@ -108,6 +109,6 @@ def _replay(record, fp: str, request) -> HttpResponse:
             f"The {HEADER} {record.key!r} was used for a different request ({record.method} {record.path}); "
             "use a new key for a new request.",
         )
-    response = JsonResponse(record.response, status=record.status_code, safe=False)
+    response = HttpResponse(record.response, status=record.status_code, content_type="application/json")
     response["Idempotent-Replayed"] = "true"
     return response

@@ -116,7 +116,9 @@ def test_signal_for_one_agent_is_delivered_to_that_agent_only(mike):
     assert [s.pk for s in signal_claim(eidolon=mike, agent=claude)] == [signal.pk]
 
 
-def test_mirror_writes_the_seed_shaped_yaml_into_the_inbox_folder(mike, settings, tmp_path, django_capture_on_commit_callbacks):
+def test_mirror_writes_the_seed_shaped_yaml_into_the_inbox_folder(
+    mike, settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.MAXPORTAL_SIGNAL_MIRROR_ROOT = str(tmp_path)
     payload = {"from": "LILLy", "to": "Mike", "lead_id": "abc-123", "previous_stage": "LeadGen",
                "next_stage": "FirstResponder", "summary": "Lead qualified", "data_path": "max-pipeline/abc-123/"}
@@ -146,3 +148,19 @@ def test_mirror_is_written_only_after_commit(mike, settings, tmp_path, django_ca
     with django_capture_on_commit_callbacks(execute=False):
         _send(mike)
         assert not (tmp_path / "mike_inbox").exists(), "no file before the transaction commits"
+
+
+def test_a_failed_mirror_write_leaves_no_partial_or_temporary_file(mike, settings, tmp_path, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+    settings.MAXPORTAL_SIGNAL_MIRROR_ROOT = str(tmp_path)
+
+    def half_write(doc, fh, **kw):
+        fh.write("type: PIPELINE_TRAN")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("eidolons.services.yaml.safe_dump", half_write)
+    with django_capture_on_commit_callbacks(execute=True):
+        signal = _send(mike)
+
+    assert list((tmp_path / "mike_inbox").iterdir()) == [], "no half-written file, no temporary file"
+    assert Signal.objects.filter(pk=signal.pk).exists(), "the database keeps the signal"

@@ -75,7 +75,7 @@ def test_issue_token_command_prints_a_working_token_once(mike):
 
 
 def test_issue_token_command_names_the_known_eidolons_when_it_does_not_know_one(mike):
-    with pytest.raises(CommandError, match="Known: .*mike"):
+    with pytest.raises(CommandError, match=r"Known: .*mike"):
         call_command("issue_token", "Zed", stdout=io.StringIO(), stderr=io.StringIO())
     with pytest.raises(CommandError, match="no 'siri' agent"):
         call_command("issue_token", "mike", "--agent", "siri", stdout=io.StringIO(), stderr=io.StringIO())
