@@ -243,9 +243,10 @@ MAXPORTAL_PVE_LOG_TAIL_LINES = env.int("MAXPORTAL_PVE_LOG_TAIL_LINES", default=3
 # that name here. The local Proxmox writes its CA, token secret and root password here too.
 MAXPORTAL_PVE_SECRETS_DIR = env.path("MAXPORTAL_PVE_SECRETS_DIR", default=VAR_DIR / "pve")
 # Dotted path of the callable running `pct set` as root over SSH (root_channel=ssh):
-# runner(host, argv: list[str], *, timeout: float) -> (exit_code: int, output: str).
-MAXPORTAL_PVE_SSH_ROOT_RUNNER = env.str("MAXPORTAL_PVE_SSH_ROOT_RUNNER", default="")
-MAXPORTAL_PVE_ROOT_COMMAND_TIMEOUT = env.float("MAXPORTAL_PVE_ROOT_COMMAND_TIMEOUT", default=120.0)
+# runner(host, vmid, **params) -> ExecResult (exit_code, output_tail, timed_out).
+MAXPORTAL_PVE_SSH_ROOT_RUNNER = env.str(
+    "MAXPORTAL_PVE_SSH_ROOT_RUNNER", default="provisioning.executors.pct_set_as_root"
+)
 # The local Proxmox (manage.py local_proxmox): loopback port, and real seconds per Proxmox second
 # (1: a create takes about 5 s, so progress is visible; 0: tasks end before the request returns).
 MAXPORTAL_PVE_LOCAL_PORT = env.int("MAXPORTAL_PVE_LOCAL_PORT", default=8006)

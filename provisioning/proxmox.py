@@ -209,8 +209,9 @@ def read_named_secret(name: str) -> str | None:
     return None
 
 
-# (host, argv, timeout) -> (exit code, output): `pct set ...` run as root on the node over SSH.
-RootCommandRunner = Callable[..., tuple[int, str]]
+# runner(host, vmid, **params) -> ExecResult (exit_code, output_tail, timed_out): `pct set` as root
+# on the node over SSH. The default is provisioning.executors.pct_set_as_root.
+RootCommandRunner = Callable[..., object]
 
 
 # ------------------------------------------------------------------------------- the client
@@ -307,16 +308,20 @@ class ProxmoxClient:
                     steps=list(ROOT_ONLY_STEPS),
                 )
 
-            def login():
-                try:
-                    return self._connect(user="root@pam", password=password)
-                except AuthenticationError as exc:
-                    raise ProxmoxPermissionDenied(
-                        f"Host {host.name}: the root@pam ticket login was refused ({exc}); check the password "
-                        f"in {host.root_password_env}.", status_code=401, needs_root=True,
+            # Called inside _call's retry loop: connection errors and 5xx of the login are retried there.
+            try:
+                self._root_api = self._connect(user="root@pam", password=password)
+            except AuthenticationError as exc:
+                code = re.search(r"code: (\d+)", str(exc))
+                status = int(code.group(1)) if code else 401
+                if status >= 500:
+                    raise ProxmoxUnavailable(
+                        f"Host {host.name}: the root@pam ticket login got HTTP {status}.", status_code=status
                     ) from None
-
-            self._root_api = self._retrying("POST /access/ticket (root@pam)", login)
+                raise ProxmoxPermissionDenied(
+                    f"Host {host.name}: the root@pam ticket login was refused ({exc}); check the password "
+                    f"in {host.root_password_env}.", status_code=status, needs_root=True,
+                ) from None
         return self._root_api
 
     # ------------------------------------------------------------------ the one retry loop
@@ -328,6 +333,8 @@ class ProxmoxClient:
         for attempt in range(1, attempts + 1):
             try:
                 return fn()
+            except ProxmoxUnavailable as exc:  # raised by fn itself (a root@pam login that got 5xx)
+                error = exc
             except ResourceException as exc:
                 error = self._classify(what, exc)
             except requests.exceptions.SSLError as exc:
@@ -539,22 +546,34 @@ class ProxmoxClient:
             )
 
     def _pct_set(self, vmid: int, params: dict) -> None:
+        """The SSH root channel: ``pct set`` as root on the node, run by the SSH executor's runner
+        (``provisioning.executors.pct_set_as_root`` unless MAXPORTAL_PVE_SSH_ROOT_RUNNER names another)."""
         runner = self._ssh_runner
         if runner is None and settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER:
             runner = import_string(settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER)
         if runner is None:
             raise ProxmoxRootRequired(
                 f"Host {self.host.name}: root_channel is 'ssh' but no SSH runner is configured "
-                "(settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER names the callable that runs pct as root on the node).",
+                "(settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER names the callable that runs pct set as root on the node).",
                 steps=list(ROOT_ONLY_STEPS), params=list(params),
             )
-        argv = ["pct", "set", str(int(vmid))]
-        for key, value in params.items():
-            argv += [f"--{key}", str(value)]
-        exit_code, output = runner(self.host, argv, timeout=settings.MAXPORTAL_PVE_ROOT_COMMAND_TIMEOUT)
-        if exit_code != 0:
+        from .executors import ExecutorConnectionError, ExecutorError
+
+        command = f"pct set {int(vmid)} " + " ".join(f"-{k} {shlex.quote(str(v))}" for k, v in params.items())
+        try:
+            result = runner(self.host, int(vmid), **params)
+        except ExecutorConnectionError as exc:
+            raise ProxmoxUnavailable(f"CT{vmid}: `{command}` over SSH to {self.host.name}: {exc.message}") from None
+        except ExecutorError as exc:
+            raise ProxmoxError(f"CT{vmid}: `{command}` over SSH to {self.host.name}: {exc.message}") from None
+        output = getattr(result, "output_tail", "") or ""
+        if getattr(result, "timed_out", False):
+            raise ProxmoxUnavailable(
+                f"CT{vmid}: `{command}` as root on {self.host.name} timed out.", log_tail=_tail(output, 30)
+            )
+        if result.exit_code != 0:
             raise ProxmoxError(
-                f"CT{vmid}: `{shlex.join(argv)}` as root on {self.host.name} exited {exit_code}: "
+                f"CT{vmid}: `{command}` as root on {self.host.name} exited {result.exit_code}: "
                 f"{_tail(output, 5) or '(no output)'}",
                 log_tail=_tail(output, settings.MAXPORTAL_PVE_LOG_TAIL_LINES),
             )

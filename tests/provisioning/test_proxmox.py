@@ -8,6 +8,7 @@ import socket
 import pytest
 from fakepve.certs import make_cert
 
+from provisioning.executors import ExecResult, ExecutorConnectionError, SimulatedExecutor
 from provisioning.proxmox import (
     ProxmoxClient,
     ProxmoxContainerExists,
@@ -310,6 +311,26 @@ def test_a_wrong_root_password_is_a_clear_401(pve_server, pve_host, pve_containe
     assert caught.value.status_code == 401
 
 
+def test_a_root_login_that_meets_595_is_retried(pve, pve_client, pve_container):
+    created(pve_client, pve_container)
+    pve.fail("POST", "/access/ticket", 595, "No route to host", times=1)
+
+    pve_client.set_config(201, features="nesting=1,keyctl=1")
+
+    assert len(requests_to(pve, "POST", "/access/ticket")) == 2
+    assert "keyctl=1" in pve_client.get_config(201)["features"]
+
+
+def test_a_refused_root_login_is_not_retried(pve, pve_host, pve_container, monkeypatch):
+    monkeypatch.setenv(pve_host.root_password_env, "wrong-password")
+    client = ProxmoxClient.for_host(pve_host)
+    created(client, pve_container)
+
+    with pytest.raises(ProxmoxPermissionDenied):
+        client.set_config(201, features="nesting=1,keyctl=1")
+    assert len(requests_to(pve, "POST", "/access/ticket")) == 1
+
+
 def test_a_missing_root_password_is_root_required(pve_host, pve_container, settings, tmp_path):
     settings.MAXPORTAL_PVE_SECRETS_DIR = tmp_path  # no password file there, no variable set
     client = ProxmoxClient.for_host(pve_host)
@@ -324,26 +345,50 @@ def test_the_ssh_channel_runs_pct_set_as_root(pve_host, pve_client, pve_containe
     pve_host.root_channel = "ssh"
     calls = []
 
-    def runner(host, argv, *, timeout):
-        calls.append((host.name, argv, timeout))
-        return 0, ""
+    def runner(host, vmid, **params):
+        calls.append((host.name, vmid, params))
+        return ExecResult(exit_code=0, output_tail="", duration_s=0.1)
 
     ProxmoxClient.for_host(pve_host, ssh_runner=runner).bind_mount(201, "/var/lib/vz/shared", "/mnt/shared")
 
-    assert calls == [("ax42", ["pct", "set", "201", "--mp0", "/var/lib/vz/shared,mp=/mnt/shared"], 120.0)]
+    assert calls == [("ax42", 201, {"mp0": "/var/lib/vz/shared,mp=/mnt/shared"})]
+
+
+def test_the_ssh_channel_defaults_to_the_executors_pct_set_as_root(pve_host, pve_client, pve_container, settings):
+    # Given the SSH root channel on a host whose scripts run on the simulated executor
+    created(pve_client, pve_container)
+    pve_host.root_channel = "ssh"
+    settings.MAXPORTAL_SIMULATED_TIME_SCALE = 0
+    SimulatedExecutor.clear()
+
+    ProxmoxClient.for_host(pve_host).set_config(201, features="nesting=1,keyctl=1")
+
+    runs = [r for r in SimulatedExecutor.history if r.step == "pct_set"]
+    assert len(runs) == 1 and "pct set 201 -features nesting=1,keyctl=1" in runs[0].script
 
 
 def test_a_failing_pct_set_over_ssh_raises_with_its_output(pve_host, pve_client, pve_container):
     created(pve_client, pve_container)
     pve_host.root_channel = "ssh"
 
-    def runner(host, argv, *, timeout):
-        return 255, "ssh: connect to host 127.0.0.1 port 22: Connection refused\n"
+    def runner(host, vmid, **params):
+        return ExecResult(exit_code=255, output_tail="unable to parse value of 'features'\n", duration_s=0.1)
 
     client = ProxmoxClient.for_host(pve_host, ssh_runner=runner)
-    with pytest.raises(ProxmoxError, match="exited 255: ssh: connect to host") as caught:
+    with pytest.raises(ProxmoxError, match="exited 255: unable to parse value") as caught:
         client.set_config(201, features="nesting=1,keyctl=1")
-    assert "Connection refused" in caught.value.log_tail
+    assert "unable to parse value of 'features'" in caught.value.log_tail
+
+
+def test_an_unreachable_ssh_node_is_unavailable(pve_host, pve_client, pve_container):
+    created(pve_client, pve_container)
+    pve_host.root_channel = "ssh"
+
+    def runner(host, vmid, **params):
+        raise ExecutorConnectionError("cannot connect to root@127.0.0.1:22: Connection refused")
+
+    with pytest.raises(ProxmoxUnavailable, match="Connection refused"):
+        ProxmoxClient.for_host(pve_host, ssh_runner=runner).set_config(201, features="nesting=1,keyctl=1")
 
 
 def test_the_ssh_channel_without_a_runner_says_what_to_configure(pve_host, pve_client, pve_container, settings):
