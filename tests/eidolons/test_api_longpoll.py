@@ -1,0 +1,206 @@
+"""The inbox long-poll under a real ASGI server (uvicorn on a free loopback port).
+
+On PostgreSQL a waiting poll wakes on LISTEN/NOTIFY: the tests switch off the in-process wake-up
+so that only the notification can wake it, and measure the wake-up latency from the commit of a
+handoff to the poll's answer. A waiting poll holds no database connection. On SQLite the poll falls
+back to looking every MAXPORTAL_SIGNAL_POLL_INTERVAL.
+"""
+
+import gc
+import json
+import socket
+import statistics
+import threading
+import time
+import urllib.request
+from types import SimpleNamespace
+
+import pytest
+import uvicorn
+from django.db import connection, transaction
+
+from eidolons import inbox
+from eidolons.models import Eidolon
+from eidolons.services import api_token_issue, max_plan_load, signal_send
+from leads.services import lead_handoff, lead_ingest
+from maxportal.auth import Actor
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def server(settings):
+    """uvicorn serving maxportal.asgi in a thread of this process; stopped by the fixture."""
+    settings.MAXPORTAL_INBOX_THREAD_POOL = True
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    config = uvicorn.Config("maxportal.asgi:application", lifespan="off", log_level="warning",
+                            backlog=512, timeout_keep_alive=1)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+    assert not thread.is_alive(), "uvicorn did not stop"
+    # The server's pool threads are gone with its loop; collect their connections so that the
+    # test database can be dropped.
+    gc.collect()
+    if connection.vendor == "postgresql":
+        deadline = time.monotonic() + 10
+        while _backends() > 1 and time.monotonic() < deadline:
+            gc.collect()
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def plan():
+    max_plan_load()
+    tokens = {e.slug: api_token_issue(eidolon=e)[1] for e in Eidolon.objects.all()}
+    return tokens
+
+
+@pytest.fixture
+def notify_only(monkeypatch):
+    """Only a PostgreSQL notification can wake a waiting poll (no in-process shortcut)."""
+    monkeypatch.setattr(inbox, "transaction", SimpleNamespace(on_commit=lambda func: None))
+
+
+def _get(url, token, timeout=40):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback test server)
+        return response.status, json.loads(response.read())
+
+
+class Poll(threading.Thread):
+    def __init__(self, url, token):
+        super().__init__(daemon=True)
+        self.url, self.token, self.result, self.returned_at = url, token, None, None
+
+    def run(self):
+        try:
+            self.result = _get(self.url, self.token)
+        finally:
+            self.returned_at = time.perf_counter()
+
+
+def _wait_parked(eidolon_id, count=1, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with inbox._lock:
+            if len(inbox._waiters.get(eidolon_id, ())) >= count:
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"{count} polls did not start waiting within {timeout} s")
+
+
+def _backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def _pg_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite is covered by the polling fallback test")
+
+
+@pytest.mark.postgres
+def test_a_handoff_wakes_the_next_eidolons_waiting_poll_through_notify_within_milliseconds(
+    server, plan, notify_only
+):
+    _pg_only()
+    lilly = Actor.for_token(api_token_issue(eidolon=Eidolon.objects.get(slug="lilly"))[0])
+    mike = Eidolon.objects.get(slug="mike")
+    url = f"{server}/api/v1/signals?wait=10"
+    latencies = []
+    for i in range(15):
+        lead, _ = lead_ingest(actor=lilly, company=f"Acme {i}", email=f"a@acme{i}.example")
+        poll = Poll(url, plan["mike"])
+        poll.start()
+        _wait_parked(mike.pk)
+        time.sleep(0.02)  # let the poll reach its wait (the first look at the inbox found nothing)
+
+        with transaction.atomic():
+            lead_handoff(lead_id=lead.pk, actor=lilly, summary="qualified")
+        committed_at = time.perf_counter()
+
+        poll.join(timeout=15)
+        status, body = poll.result
+        assert status == 200 and [s["lead_id"] for s in body] == [str(lead.pk)], "the poll got the handoff"
+        latencies.append((poll.returned_at - committed_at) * 1000)
+
+    p50, worst = statistics.median(latencies), max(latencies)
+    print(f"\nlong-poll wake-up after commit (NOTIFY only), 15 handoffs: p50 {p50:.1f} ms, max {worst:.1f} ms")
+    assert p50 < 50, f"wake-up p50 {p50:.1f} ms (poll interval is 5 s: NOTIFY did the waking)"
+    assert worst < 1000
+
+
+@pytest.mark.postgres
+def test_many_waiting_polls_hold_no_database_connections(server, plan, settings):
+    _pg_only()
+    polls_count = 100
+    before = _backends()
+    url = f"{server}/api/v1/signals?wait=8"
+    polls = [Poll(url, plan["mike"]) for _ in range(polls_count)]
+    for p in polls:
+        p.start()
+    mike = Eidolon.objects.get(slug="mike")
+    _wait_parked(mike.pk, count=polls_count, timeout=20)
+    time.sleep(0.2)
+    during = _backends()
+
+    # One signal wakes them; one poll gets it, the others go back to waiting until their time is up.
+    with transaction.atomic():
+        signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={})
+    started = time.perf_counter()
+    for p in polls:
+        p.join(timeout=20)
+    got = [p for p in polls if p.result and p.result[1]]
+
+    print(f"\n{polls_count} parked polls: {during - before} more database backends than before "
+          f"({before} -> {during}); all returned {time.perf_counter() - started:.1f} s after the signal")
+    assert during - before <= 10, f"{polls_count} waiting polls opened {during - before} connections"
+    assert len(got) == 1, "the signal was delivered to exactly one poll"
+
+
+def test_without_notify_a_waiting_poll_finds_the_signal_at_the_next_look(
+    server, plan, settings, notify_only, monkeypatch
+):
+    """SQLite (no LISTEN) and a lost notification: the poll still answers, within the poll interval."""
+    settings.MAXPORTAL_SIGNAL_POLL_INTERVAL = 0.3
+    mike = Eidolon.objects.get(slug="mike")
+    if connection.vendor == "postgresql":
+        # Take the notification away too: only the periodic look remains.
+        monkeypatch.setattr(inbox, "CHANNEL", "maxportal_nobody_listens")
+    poll = Poll(f"{server}/api/v1/signals?wait=10", plan["mike"])
+    poll.start()
+    _wait_parked(mike.pk)
+    signal = signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={"n": 1})
+    sent_at = time.perf_counter()
+
+    poll.join(timeout=15)
+
+    assert [s["id"] for s in poll.result[1]] == [signal.pk]
+    assert poll.returned_at - sent_at < 2.0
+
+
+def test_a_poll_with_nothing_to_deliver_answers_empty_when_its_wait_is_over(server, plan):
+    started = time.perf_counter()
+    status, body = _get(f"{server}/api/v1/signals?wait=0.5", plan["clara"])
+    elapsed = time.perf_counter() - started
+    assert (status, body) == (200, [])
+    assert 0.45 <= elapsed < 3, f"returned after {elapsed:.2f} s"
+
+
+def test_the_wait_is_capped_at_the_maximum(server, plan, settings):
+    settings.MAXPORTAL_SIGNAL_MAX_WAIT = 1
+    started = time.perf_counter()
+    _get(f"{server}/api/v1/signals?wait=600", plan["clara"])
+    assert time.perf_counter() - started < 4
