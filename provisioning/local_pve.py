@@ -15,14 +15,16 @@ Secrets never go to the database: the CA certificate, the token secret and the r
 files under ``var/pve/`` (mode 0600 for the secrets), and ``configure_local_host`` points the
 ProxmoxHost row at those files. It listens on loopback only.
 
-Its state lives in memory: a restart of the local Proxmox forgets the containers it created
-(``seed_containers`` puts the pre-existing CT100 back, as on the real host).
+Its state lives in memory; ``manage.py local_proxmox`` saves the containers to var/pve/state.json
+every few seconds and at exit and loads them at start, so restarting ``make run`` keeps them
+(``--fresh`` starts empty). ``seed_containers`` puts the pre-existing CT100 on the node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 import os
 import secrets
@@ -259,6 +261,53 @@ class LocalProxmox:
                 )
 
         self.call(add())
+
+    def snapshot_state(self) -> dict:
+        """The containers as plain data (read on the fake's event loop, so it is consistent)."""
+
+        async def read():
+            return {
+                "containers": [
+                    {"vmid": ct.vmid, "node": ct.node, "status": ct.status, "config": dict(ct.config),
+                     "pending": dict(ct.pending),
+                     "snapshots": {name: dict(snap) for name, snap in ct.snapshots.items()}}
+                    for ct in self.pve.cts
+                    if not ct.lock  # a container mid-task (create, destroy) is not worth keeping
+                ]
+            }
+
+        return self.call(read())
+
+    def save_state(self, path: Path | str) -> None:
+        """Write the containers to ``path`` (atomically), so a restart of the local Proxmox keeps them."""
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.snapshot_state(), indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+    def load_state(self, path: Path | str) -> int:
+        """Put back the containers a previous run saved; returns how many. A missing file loads nothing."""
+        path = Path(path)
+        if not path.is_file():
+            return 0
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a saved local Proxmox state ({exc}); remove it to start empty.") from None
+
+        async def add():
+            count = 0
+            for item in data.get("containers", []):
+                if self.pve.guest(int(item["vmid"])) is not None:
+                    continue
+                ct = self.pve.add_ct(int(item["vmid"]), node=item.get("node", NODE), status=item["status"],
+                                     config=item["config"], defaults=False)
+                ct.snapshots = dict(item.get("snapshots") or {})
+                ct.pending = dict(item.get("pending") or {})
+                count += 1
+            return count
+
+        return self.call(add())
 
     def stop(self) -> None:
         """Stop listening and end the event loop thread (idempotent)."""

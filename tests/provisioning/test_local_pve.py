@@ -1,5 +1,6 @@
 """The local Proxmox: fakepve as the AX42, with the plan's template, a token, root@pam and real rules."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -123,6 +124,38 @@ def test_tasks_take_their_scaled_time_so_progress_is_visible(pve_client, pve_con
     assert 0.3 <= created_after < 2.0, f"create took {created_after:.2f} s, expected about 0.3 s"
 
 
+def test_saved_containers_come_back_after_a_restart(pve_server, pve_client, pve_container, tmp_path):
+    # Given a container with a bind mount, keyctl and a snapshot, saved to a file
+    pve_client.wait_task(pve_client.create_container(pve_container), timeout=10)
+    pve_client.wait_task(pve_client.create_snapshot(201, "fresh"), timeout=10)
+    pve_client.set_config(201, features="nesting=1,keyctl=1")
+    pve_client.bind_mount(201, "/var/lib/vz/shared", "/mnt/shared")
+    pve_client.wait_task(pve_client.start(201), timeout=10)
+    before = pve_client.get_config(201)
+    state = tmp_path / "state.json"
+    pve_server.save_state(state)
+
+    # When another local Proxmox loads it
+    other = start_local_proxmox(directory=pve_server.directory, port=0, time_scale=0)
+    try:
+        assert other.load_state(state) == 1
+        assert other.load_state(state) == 0, "loading twice adds nothing"
+        ct = other.pve.ct(201)
+        # Then the container is there as it was
+        assert ct.status == "running" and ct.config["mp0"] == before["mp0"]
+        assert ct.config["features"] == "keyctl=1,nesting=1" and set(ct.snapshots) == {"fresh"}
+    finally:
+        other.stop()
+
+
+def test_a_corrupt_state_file_is_named(pve_server, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+
+    with pytest.raises(ValueError, match="is not a saved local Proxmox state"):
+        pve_server.load_state(state)
+
+
 def test_the_local_proxmox_listens_on_loopback_only(tmp_path):
     with pytest.raises(ValueError, match="loopback only"):
         start_local_proxmox(directory=tmp_path, port=0, host="0.0.0.0")  # noqa: S104 - the refused case
@@ -185,3 +218,8 @@ def test_the_management_command_serves_until_terminated(tmp_path, settings):
             proc.communicate()
             raise
     assert proc.returncode == 0 and "local Proxmox stopped" in rest
+    saved = json.loads((tmp_path / "pve" / "state.json").read_text())
+    # CT100 runs, so the new features wait in its pending config for the next start, as in Proxmox.
+    assert [(c["vmid"], c["pending"]["features"]) for c in saved["containers"]] == [(100, "keyctl=1,nesting=1")], (
+        "the state is saved at exit for the next start"
+    )

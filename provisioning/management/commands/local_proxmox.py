@@ -5,6 +5,9 @@
 ``--configure-host`` points the ax42 ProxmoxHost row at it (loopback URL, CA file, token secret
 file, root@pam ticket channel, simulated executor) and puts the host's pre-existing containers
 (CT100) on the node. ``make run`` starts it next to the web server and the worker.
+
+The containers are saved to <dir>/state.json every few seconds and at exit, and loaded at start, so
+a restart keeps what was provisioned; ``--fresh`` starts with an empty node.
 """
 
 import signal
@@ -14,6 +17,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.local_pve import NODE, configure_local_host, start_local_proxmox
 from provisioning.models import Container, ProxmoxHost
+
+STATE_FILE_NAME = "state.json"
+SAVE_EVERY_SECONDS = 2.0
 
 
 class Command(BaseCommand):
@@ -30,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--configure-host", action="store_true",
                             help=f"Point the ProxmoxHost row named {NODE!r} at this local Proxmox.")
         parser.add_argument("--host-name", default=NODE, help="The ProxmoxHost row to configure (default ax42).")
+        parser.add_argument("--fresh", action="store_true",
+                            help="Ignore the saved state: start with an empty node (it is overwritten).")
 
     def handle(self, *args, **options):
         try:
@@ -42,7 +50,12 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        state_file = local.directory / STATE_FILE_NAME
         try:
+            if not options["fresh"]:
+                loaded = local.load_state(state_file)
+                if loaded:
+                    self.stdout.write(f"loaded {loaded} container(s) from {state_file}")
             if options["configure_host"]:
                 self._configure(local, options["host_name"])
             self.stdout.write(
@@ -50,11 +63,23 @@ class Command(BaseCommand):
                 f"CA {local.ca_file}, token {local.token_id} (secret in {local.token_secret_file})",
             )
             self.stdout.flush()
-            while not stop.wait(1.0):
-                pass
+            saved = None
+            while not stop.wait(SAVE_EVERY_SECONDS):
+                saved = self._save(local, state_file, saved)
+            self._save(local, state_file, saved)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         finally:
             local.stop()
             self.stdout.write("local Proxmox stopped")
+
+    @staticmethod
+    def _save(local, state_file, previous):
+        """Write the state when it changed; returns what was written."""
+        current = local.snapshot_state()
+        if current != previous:
+            local.save_state(state_file)
+        return current
 
     def _configure(self, local, name):
         host = ProxmoxHost.objects.filter(name=name).first()
