@@ -64,3 +64,76 @@ class M365AccountAdmin(admin.ModelAdmin):
     list_filter = ("state", "licence", "teams_enabled", "outlook_enabled")
     search_fields = ("address", "display_name", "eidolon__name")
     list_select_related = ("eidolon",)
+
+
+# --- Signals and API tokens (issue 4) ---------------------------------------------------------
+from django.contrib import messages  # noqa: E402
+from django.template.response import TemplateResponse  # noqa: E402
+
+from .models import ApiToken, Signal  # noqa: E402
+from .services import api_token_issue, api_token_revoke  # noqa: E402
+
+
+@admin.register(Signal)
+class SignalAdmin(admin.ModelAdmin):
+    """Every Eidolon's inbox: read-only (signals are written by moves and by the agents)."""
+
+    list_display = ("created_at", "signal_type", "sender", "recipient", "agent", "lead", "delivery_count",
+                    "delivered_at", "acknowledged_at")
+    list_filter = ("signal_type", "recipient", ("acknowledged_at", admin.EmptyFieldListFilter))
+    list_select_related = ("recipient", "agent__eidolon", "lead")
+    search_fields = ("sender", "recipient__name", "lead__company")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Issue a token (shown once on the next page), see when it was last used, revoke it."""
+
+    list_display = ("prefix", "eidolon", "agent", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("eidolon", ("revoked_at", admin.EmptyFieldListFilter))
+    list_select_related = ("eidolon", "agent__eidolon")
+    search_fields = ("prefix", "name", "eidolon__name")
+    actions = ("revoke",)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("eidolon", "agent", "name")
+        return ("eidolon", "agent", "name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("eidolon", "agent", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        token, raw = api_token_issue(eidolon=obj.eidolon, agent=obj.agent, name=obj.name, created_by=request.user)
+        obj.pk, obj.prefix, obj.digest = token.pk, token.prefix, token.digest
+        obj._state.adding = False
+        request._maxportal_issued_token = raw
+
+    def response_add(self, request, obj, post_url_continue=None):
+        raw = getattr(request, "_maxportal_issued_token", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        # Rendered once, straight into this response: the token is never stored, not even in a message.
+        context = {**self.admin_site.each_context(request), "token": obj, "raw": raw, "opts": self.opts,
+                   "title": "API token issued"}
+        response = TemplateResponse(request, "admin/eidolons/apitoken/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(token=token)
+        messages.success(request, f"Revoked {queryset.count()} token(s); they stop working at once.")

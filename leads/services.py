@@ -295,3 +295,26 @@ def artifact_add(
     # If an outer transaction rolls back after this, the file stays behind without a row; the
     # next write of the same name replaces it (see above), and nothing lists a file without a row.
     return artifact
+
+
+LEAD_DETAIL_FIELDS = ("company", "contact_name", "phone", "source", "next_action", "data")
+
+
+@transaction.atomic
+def lead_update_details(*, lead_id, actor, **fields) -> Lead:
+    """Change a lead's details (not its stage or status: those are moves). Staff only."""
+    if not actor.is_staff:
+        raise Forbidden(f"{actor.label} may not edit lead details.")
+    unknown = set(fields) - set(LEAD_DETAIL_FIELDS)
+    if unknown:
+        message = "This field changes only through the stage machine or not at all."
+        raise ValidationError(dict.fromkeys(unknown, message))
+    lead = Lead.objects.select_for_update().get(pk=lead_id)
+    _no_nul(**{k: v for k, v in fields.items() if isinstance(v, str)})
+    if "data" in fields:
+        json_size_check(fields["data"], field_name="data")
+    for name, value in fields.items():
+        setattr(lead, name, value)
+    lead.full_clean(validate_constraints=False)
+    lead.save(update_fields=[*fields, "updated_at"])
+    return lead

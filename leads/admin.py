@@ -1,0 +1,189 @@
+"""The leads admin: history, signals and artifacts inline; every state change through the stage machine."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+
+from eidolons.choices import PipelineStage
+from eidolons.models import Eidolon, Signal
+from maxportal.auth import Actor
+from maxportal.exceptions import DomainError
+
+from . import services
+from .choices import LeadMoveChoices
+from .models import Lead, StageArtifact, StageTransition
+from .selectors import stage_owners
+
+
+class LeadActionForm(ActionForm):
+    """The admin's action bar: the reason (and, to reassign, the stage) the moves need."""
+
+    reason = forms.CharField(
+        required=False, max_length=2000, help_text="Why (needed to escalate, fail, reopen, reassign)."
+    )
+    to_stage = forms.ChoiceField(required=False, choices=[("", "stage…"), *PipelineStage.choices])
+
+
+class OwnerFilter(admin.SimpleListFilter):
+    """Filter by the Eidolon owning the lead's current stage."""
+
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request, model_admin):
+        return [(e.slug, e.name) for e in Eidolon.objects.exclude(stage__isnull=True).order_by("container__vmid")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            stage = Eidolon.objects.filter(slug=self.value()).values_list("stage", flat=True).first()
+            return queryset.filter(stage=stage) if stage else queryset.none()
+        return queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StageTransitionInline(ReadOnlyInline):
+    model = StageTransition
+    fields = ("created_at", "move", "from_stage", "from_status", "to_stage", "to_status", "actor", "summary", "signal")
+    readonly_fields = fields
+    verbose_name_plural = "History (append-only)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor_eidolon", "actor_agent__eidolon", "actor_user",
+                                                            "signal")
+
+    @admin.display(description="Actor")
+    def actor(self, obj):
+        return obj.actor_label
+
+
+class SignalInline(ReadOnlyInline):
+    model = Signal
+    fields = ("created_at", "signal_type", "sender", "recipient", "delivered_at", "delivery_count", "acknowledged_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("recipient")
+
+
+class StageArtifactInline(ReadOnlyInline):
+    model = StageArtifact
+    fields = ("created_at", "stage", "kind", "link", "size", "checksum", "uploaded_by_eidolon", "uploaded_by_user")
+    readonly_fields = fields
+
+    @admin.display(description="Artifact")
+    def link(self, obj):
+        return format_html('<a href="{}">{}</a>', obj.file.url, obj.name) if obj.file else obj.name
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = ("company", "contact_name", "stage", "owner", "status", "source", "stage_entered_at", "updated_at")
+    list_filter = ("stage", "status", OwnerFilter, "source")
+    search_fields = ("company", "contact_name", "email", "company_domain", "id")
+    date_hierarchy = "created_at"
+    action_form = LeadActionForm
+    actions = ("escalate", "resolve", "reassign", "fail", "reopen")
+    inlines = (StageTransitionInline, SignalInline, StageArtifactInline)
+    fields = ("company", "contact_name", "email", "phone", "source", "stage", "status", "next_action", "data",
+              "created_at", "updated_at", "stage_entered_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Stage and status change only through the stage machine (the actions), never by editing.
+        fixed = ("stage", "status", "created_at", "updated_at", "stage_entered_at")
+        return (*fixed, "email") if obj else fixed
+
+    def changelist_view(self, request, extra_context=None):
+        self._owners = stage_owners()  # one query for the owner column of every row
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Owner", ordering="stage")
+    def owner(self, obj):
+        owners = getattr(self, "_owners", None) or stage_owners()
+        return owners[obj.stage].name if obj.stage in owners else "—"
+
+    def save_model(self, request, obj, form, change):
+        actor = Actor.for_user(request.user)
+        if change:
+            services.lead_update_details(lead_id=obj.pk, actor=actor, **{
+                name: form.cleaned_data[name] for name in form.changed_data if name in services.LEAD_DETAIL_FIELDS
+            })
+            return
+        lead, duplicate = services.lead_ingest(
+            actor=actor, company=obj.company, email=obj.email, contact_name=obj.contact_name, phone=obj.phone,
+            source=obj.source, data=obj.data, next_action=obj.next_action, summary="Entered in the admin",
+        )
+        if duplicate:
+            messages.warning(request, f"An open lead with this email or company domain exists: {duplicate}. "
+                                      "Nothing was created; this is that lead.")
+        obj.pk = lead.pk
+        obj._state.adding = False
+
+    def _move(self, request, queryset, move):
+        actor = Actor.for_user(request.user)
+        reason = request.POST.get("reason", "")
+        to_stage = request.POST.get("to_stage") or None
+        done, refused = 0, []
+        for lead in queryset:
+            try:
+                services.lead_move(lead_id=lead.pk, move=move, actor=actor, reason=reason, to_stage=to_stage)
+                done += 1
+            except DomainError as exc:
+                refused.append(f"{lead.company}: {exc.message}")
+            except ValidationError as exc:
+                refused.append(f"{lead.company}: {' '.join(exc.messages)}")
+        if done:
+            messages.success(request, f"{move}: {done} lead(s) moved.")
+        for text in refused:
+            messages.error(request, text)
+
+    @admin.action(description="Escalate to a human (give a reason)")
+    def escalate(self, request, queryset):
+        self._move(request, queryset, LeadMoveChoices.ESCALATE)
+
+    @admin.action(description="Resolve: back to in progress")
+    def resolve(self, request, queryset):
+        self._move(request, queryset, LeadMoveChoices.RESOLVE)
+
+    @admin.action(description="Reassign to the chosen stage (give a reason)")
+    def reassign(self, request, queryset):
+        self._move(request, queryset, LeadMoveChoices.REASSIGN)
+
+    @admin.action(description="Fail (give a reason)")
+    def fail(self, request, queryset):
+        self._move(request, queryset, LeadMoveChoices.FAIL)
+
+    @admin.action(description="Reopen (give a reason)")
+    def reopen(self, request, queryset):
+        self._move(request, queryset, LeadMoveChoices.REOPEN)
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(admin.ModelAdmin):
+    """The audit trail, read-only."""
+
+    list_display = ("created_at", "lead", "move", "from_stage", "to_stage", "to_status", "actor_eidolon", "actor_user")
+    list_filter = ("move", "to_stage", "to_status", "actor_eidolon")
+    list_select_related = ("lead", "actor_eidolon", "actor_user")
+    search_fields = ("lead__company", "summary")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
