@@ -88,6 +88,10 @@ DEFINITE_500 = re.compile(
     r"|checksum mismatch|storage '[^']*' does not",
     re.IGNORECASE,
 )
+# The container or task is not there (Proxmox answers 500, or 400 for a task, instead of 404).
+NOT_FOUND_RE = re.compile(
+    r"Configuration file '[^']*' does not exist|unable to parse worker upid|no such task", re.IGNORECASE
+)
 ROOT_MESSAGE_RE = re.compile(r"root@pam|only root", re.IGNORECASE)
 # Proxmox returns 595/596 (AnyEvent::HTTP) when it cannot reach the node it proxies to.
 UNAVAILABLE_STATUSES = {595, 596, 597, 598, 599}
@@ -300,10 +304,13 @@ class ProxmoxClient:
             host = self.host
             password = read_named_secret(host.root_password_env)
             if not password:
+                name = host.root_password_env
+                where = (
+                    f"the environment variable {name} or the file {Path(settings.MAXPORTAL_PVE_SECRETS_DIR) / name}"
+                    if name else "nowhere: root_password_env is empty"
+                )
                 raise ProxmoxRootRequired(
-                    f"Host {host.name}: root_channel is 'ticket' but no root@pam password was found in the "
-                    f"environment variable {host.root_password_env or '(root_password_env is empty)'}"
-                    f"{' or the file ' + str(Path(settings.MAXPORTAL_PVE_SECRETS_DIR) / host.root_password_env) if host.root_password_env else ''}. "  # noqa: E501
+                    f"Host {host.name}: root_channel is 'ticket' but no root@pam password was found ({where}). "
                     + ROOT_CHANNEL_HELP,
                     steps=list(ROOT_ONLY_STEPS),
                 )
@@ -363,8 +370,11 @@ class ProxmoxClient:
     def _classify(self, what: str, exc: ResourceException) -> ProxmoxError:
         status = exc.status_code
         text = str(exc.content or exc.status_message or "").strip()
-        if exc.errors:
-            text = f"{text} {exc.errors}".strip()
+        errors = exc.errors
+        if isinstance(errors, dict) and isinstance(errors.get("errors"), bytes):
+            errors = None  # not JSON (a proxy's HTML page): the status line says enough
+        if errors:
+            text = f"{text} {errors}".strip()
         message = f"{what}: {text} (HTTP {status})"
         if status in UNAVAILABLE_STATUSES:
             return ProxmoxUnavailable(message, status_code=status)
@@ -384,8 +394,7 @@ class ProxmoxClient:
             return ProxmoxPermissionDenied(
                 message + f" Check the API token {self.host.token_id} and its secret.", status_code=status
             )
-        if status in (404,) or (status in (400, 500) and re.search(
-                r"does not exist|unable to parse worker upid|no such task", text, re.IGNORECASE)):
+        if status == 404 or (status in (400, 500) and NOT_FOUND_RE.search(text)):
             return ProxmoxNotFound(message, status_code=status)
         # 501 (not implemented) is as definite as a 4xx.
         if status >= 500 and status != 501 and not DEFINITE_500.search(text):

@@ -514,6 +514,22 @@ def test_passing_5xx_and_595_596_are_retried_until_they_pass(pve, pve_host, stat
     assert len(requests_to(pve, "GET", "/nodes/ax42/lxc")) == 3 and len(sleeps) == 2
 
 
+def test_a_proxys_html_502_is_retried(pve, pve_host):
+    client, sleeps = fast_client(pve_host)
+    pve.fail("GET", "/nodes/ax42/lxc", 502, "<html><body>502 Bad Gateway</body></html>", html=True, times=1)
+
+    assert client.list_containers() == []
+    assert len(sleeps) == 1
+
+
+def test_a_missing_snapshot_is_proxmoxs_answer_not_a_missing_container(pve_client, pve_container):
+    created(pve_client, pve_container)
+
+    status = pve_client.task_status(pve_client.rollback_snapshot(201, "never-taken"))
+
+    assert status.ok is False and status.exitstatus == "snapshot 'never-taken' does not exist"
+
+
 @pytest.mark.parametrize(("status", "message"), [
     (400, "Parameter verification failed."), (403, "Permission check failed (/vms/201, VM.Audit)"),
     (404, "Not Found"), (501, "Method not implemented"),
