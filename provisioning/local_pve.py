@@ -349,6 +349,7 @@ def start_local_proxmox(
     returns, 1 runs ``task_seconds`` in real time. Files go to ``directory`` (default
     MAXPORTAL_PVE_SECRETS_DIR, i.e. var/pve/). Call ``stop()`` when done.
     """
+    _fake_classes()  # a clear message when the dev requirements are missing
     from fakepve.certs import make_cert
 
     if host not in ("127.0.0.1", "::1", "localhost"):

@@ -514,6 +514,37 @@ def test_passing_5xx_and_595_596_are_retried_until_they_pass(pve, pve_host, stat
     assert len(requests_to(pve, "GET", "/nodes/ax42/lxc")) == 3 and len(sleeps) == 2
 
 
+def test_a_config_lock_held_by_another_task_is_waited_out(pve_server, pve, pve_host, pve_container):
+    # Given another task holding CT201's config lock (released by hand: at time_scale 0 nothing waits)
+    client, sleeps = fast_client(pve_host)
+    created(client, pve_container)
+    pve_server.call(pve.hold_config_lock(201, None))
+
+    async def release():
+        pve.release_config_lock(201)
+
+    def release_on_second_backoff(delay):
+        sleeps.append(delay)
+        if len(sleeps) == 2:
+            pve_server.call(release())
+
+    client._sleep = release_on_second_backoff
+    # When the portal changes the config, it is retried until the lock is free
+    client.set_config(201, memory=6144)
+
+    assert len(sleeps) == 2 and int(client.get_config(201)["memory"]) == 6144
+
+
+def test_a_config_lock_that_stays_held_ends_unavailable(pve_server, pve, pve_host, pve_container):
+    client, sleeps = fast_client(pve_host)
+    created(client, pve_container)
+    pve_server.call(pve.hold_config_lock(201, None))
+
+    with pytest.raises(ProxmoxUnavailable, match=r"can't lock file '/run/lock/lxc/pve-config-201\.lock'"):
+        client.set_config(201, memory=6144)
+    assert len(sleeps) == 2
+
+
 def test_a_proxys_html_502_is_retried(pve, pve_host):
     client, sleeps = fast_client(pve_host)
     pve.fail("GET", "/nodes/ax42/lxc", 502, "<html><body>502 Bad Gateway</body></html>", html=True, times=1)
