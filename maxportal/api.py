@@ -25,7 +25,10 @@ def ping(request):
 
 
 # --- Leads, signals and the agents (issue 4) ------------------------------------------------
+from django.conf import settings  # noqa: E402
+from django.core.exceptions import RequestDataTooBig as _RequestDataTooBig  # noqa: E402
 from django.core.exceptions import ValidationError as _DjangoValidationError  # noqa: E402
+from django.db import DataError as _DataError  # noqa: E402
 
 from eidolons.api import router as _agents_router  # noqa: E402
 from leads.api import router as _leads_router  # noqa: E402
@@ -46,6 +49,25 @@ def validation_error(request, exc: _DjangoValidationError):
     fields = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
     detail = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
     return api.create_response(request, {"error": "invalid", "detail": detail, "fields": fields}, status=422)
+
+
+@api.exception_handler(_RequestDataTooBig)
+def request_too_big(request, exc):
+    return api.create_response(request, {
+        "error": "too_large",
+        "detail": f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+                  "send large content as an artifact upload (multipart) instead.",
+    }, status=413)
+
+
+@api.exception_handler(_DataError)
+def data_error(request, exc):
+    """A value the database cannot store (a NUL character, a number out of range): the input's fault."""
+    return api.create_response(request, {
+        "error": "invalid",
+        "detail": f"A value cannot be stored: {str(exc).splitlines()[0]}. Remove NUL characters and "
+                  "keep numbers in range.",
+    }, status=422)
 
 
 api.add_router("/", _leads_router)

@@ -147,7 +147,7 @@ def test_many_waiting_polls_hold_no_database_connections(server, plan, settings)
     _pg_only()
     polls_count = 100
     before = _backends()
-    url = f"{server}/api/v1/signals?wait=8"
+    url = f"{server}/api/v1/signals?wait=4"
     polls = [Poll(url, plan["mike"]) for _ in range(polls_count)]
     for p in polls:
         p.start()
