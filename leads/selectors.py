@@ -81,3 +81,21 @@ def recent_transitions(*, limit: int = 20) -> QuerySet[StageTransition]:
     return StageTransition.objects.select_related("lead", "actor_eidolon", "actor_agent", "actor_user").order_by(
         "-created_at", "-id"
     )[:limit]
+
+
+def funnel_table() -> list[dict]:
+    """One row per stage in pipeline order: its owner, a count per status, and the open total."""
+    from eidolons.choices import PIPELINE_ORDER
+
+    from .choices import LeadStatusChoices
+
+    counts = funnel_counts()
+    owners = stage_owners()
+    rows = []
+    for stage in PIPELINE_ORDER:
+        per_status = [counts.get((stage.value, s.value), 0) for s in LeadStatusChoices]
+        rows.append({
+            "stage": stage, "owner": owners.get(stage.value), "counts": per_status,
+            "open": sum(counts.get((stage.value, s), 0) for s in LEAD_OPEN_STATUSES), "total": sum(per_status),
+        })
+    return rows
