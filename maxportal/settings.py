@@ -274,3 +274,11 @@ CELERY_BEAT_SCHEDULE = {
 # Async inbox polls do their database work in asgiref's shared thread pool (few threads, few
 # connections, however many polls wait). Off: on each request's own thread, closed before waiting.
 MAXPORTAL_INBOX_THREAD_POOL = env.bool("MAXPORTAL_INBOX_THREAD_POOL", default=True)
+# Under ASGI (uvicorn) each request runs on a thread of its own, so a CONN_MAX_AGE connection is never
+# reused and stays open until PostgreSQL runs out of slots (Django's docs: no persistent connections
+# under ASGI, a pool instead). DATABASE_POOL_MAX_SIZE=N: psycopg's pool, at most N connections a process.
+if env.int("DATABASE_POOL_MAX_SIZE", default=0) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2, "max_size": env.int("DATABASE_POOL_MAX_SIZE"), "timeout": 10,
+    }
