@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
 import logging
 import os
@@ -90,6 +91,7 @@ def _fake_classes():
     return FakePve
 
 
+@functools.cache
 def _make_local_pve_class():
     FakePve = _fake_classes()
 
