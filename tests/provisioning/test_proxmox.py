@@ -612,6 +612,27 @@ def test_a_timed_out_request_that_recovers_succeeds(pve, pve_host):
     assert len(sleeps) == 1
 
 
+def test_a_create_that_timed_out_but_landed_meets_exists_on_retry_and_is_found(pve, pve_host, pve_container):
+    # Given a create whose answer is lost (the request hangs past the client's timeout) while the
+    # container gets created on the node anyway (fakepve drops a hung request, so the landing is
+    # played by a second client during the backoff)
+    client, sleeps = fast_client(pve_host, timeout=0.2)
+    pve.flaky_network(hang_rate=1.0, hang_secs=0.5)
+
+    def create_lands_meanwhile(delay):
+        sleeps.append(delay)
+        pve.flaky_network(hang_rate=0.0)
+        ProxmoxClient.for_host(pve_host).create_container(pve_container)
+
+    client._sleep = create_lands_meanwhile
+    # When the client retries the create, Proxmox says the vmid exists
+    with pytest.raises(ProxmoxContainerExists) as caught:
+        client.create_container(pve_container)
+    # Then find_container shows it is this record's container, to adopt
+    assert caught.value.vmid == 201 and len(sleeps) == 1
+    assert client.find_container(201)["hostname"] == "lilly"
+
+
 def test_the_backoff_is_exponential_and_capped():
     policy = RetryPolicy(attempts=6, base_delay=1.0, max_delay=5.0)
 
