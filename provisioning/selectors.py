@@ -95,3 +95,107 @@ def host_list_with_allocation():
         disk_allocated_gb=Sum("containers__rootfs_gb"),
         disk_unknown_count=Count("containers", filter=Q(containers__rootfs_gb__isnull=True)),
     )
+
+
+# --- The provisioning checklist -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of the checklist grid: a step of a container, with what the page shows in it."""
+
+    step: object  # ChecklistStep
+    ready: bool  # pending and its prerequisites are met
+    manual: bool
+
+    @property
+    def state(self) -> str:
+        return self.step.state
+
+
+@dataclass(frozen=True)
+class GridRow:
+    step: str
+    label: str
+    manual: bool
+    cells: list
+
+
+@dataclass(frozen=True)
+class ChecklistGrid:
+    """The plan's checklist: ten rows, one column per managed container."""
+
+    containers: list
+    rows: list
+    running: int
+    drifts: dict = field(default_factory=dict)
+
+    @property
+    def busy(self) -> bool:
+        return self.running > 0
+
+
+def _ready(states: dict, step: str) -> bool:
+    from .choices import STEP_PREREQUISITES, STEP_SATISFIED_STATES
+
+    return states.get(step) == "pending" and all(
+        states.get(p) in STEP_SATISFIED_STATES for p in STEP_PREREQUISITES[step]
+    )
+
+
+def checklist_grid(*, host: ProxmoxHost | None = None, vmids: list[int] | None = None) -> ChecklistGrid:
+    """The grid of the page and of ``manage.py provision --wait``, in three queries."""
+    from .choices import MANUAL_STEPS, STEP_ORDER, StepChoices
+    from .models import ChecklistStep, Drift
+
+    containers = Container.objects.filter(managed=True).select_related("host", "eidolon").order_by("host__name", "vmid")
+    if host is not None:
+        containers = containers.filter(host=host)
+    if vmids:
+        containers = containers.filter(vmid__in=vmids)
+    containers = list(containers)
+    steps = ChecklistStep.objects.filter(container__in=containers).select_related("actor")
+    by_container: dict[int, dict[str, object]] = {}
+    for step in steps:
+        by_container.setdefault(step.container_id, {})[step.step] = step
+    drifts: dict[int, list] = {}
+    for drift in Drift.objects.filter(container__in=containers, resolved_at__isnull=True):
+        drifts.setdefault(drift.container_id, []).append(drift)
+    rows = []
+    running = 0
+    for step_name in STEP_ORDER:
+        cells = []
+        for container in containers:
+            step = by_container.get(container.pk, {}).get(step_name)
+            if step is None:
+                cells.append(None)
+                continue
+            states = {k: v.state for k, v in by_container[container.pk].items()}
+            running += step.state == "running"
+            cells.append(GridCell(step=step, ready=_ready(states, step_name), manual=step_name in MANUAL_STEPS))
+        rows.append(GridRow(step=step_name, label=StepChoices(step_name).label, manual=step_name in MANUAL_STEPS,
+                            cells=cells))
+    return ChecklistGrid(containers=containers, rows=rows, running=running, drifts=drifts)
+
+
+def provisioning_in_progress(*, containers) -> bool:
+    """True while a step runs, or a "provision all" chain is between two steps (the last attempt of
+    the container was part of the chain, succeeded, and an automated step is ready but not started)."""
+    from .choices import AUTOMATED_STEPS
+    from .models import ChecklistStep, StepRun
+
+    ids = [c.pk for c in containers]
+    if StepRun.objects.filter(step__container_id__in=ids, state="running").exists():
+        return True
+    states: dict[int, dict[str, str]] = {}
+    for container_id, step, state in ChecklistStep.objects.filter(container_id__in=ids).values_list(
+        "container_id", "step", "state"
+    ):
+        states.setdefault(container_id, {})[step] = state
+    for container_id, container_states in states.items():
+        if not any(_ready(container_states, s) for s in AUTOMATED_STEPS):
+            continue
+        last = StepRun.objects.filter(step__container_id=container_id).order_by("-started_at", "-id").first()
+        if last is not None and last.follow_on and last.state == "succeeded":
+            return True
+    return False

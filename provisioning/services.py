@@ -12,12 +12,13 @@ Invariants this module keeps (the database backs each one):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -406,14 +407,23 @@ def step_run_advance(*, run_id: int, turn: int) -> AdvanceResult:
             return AdvanceResult(turn=turn, countdown=wait)
         return AdvanceResult()  # a stale or duplicated message: this turn was done already
 
-    run = StepRun.objects.select_related("step__container__host").get(pk=run_id)
-    if now > run.deadline:
-        outcome = Outcome.failed(
-            f"The attempt ran past its time limit of {STEP_TIME_LIMITS[run.step.step]} s. Run the step again."
-        )
-    else:
-        outcome = _run_handler(run)
-    return _apply_outcome(run, outcome)
+    try:
+        run = StepRun.objects.select_related("step__container__host").get(pk=run_id)
+        if now > run.deadline:
+            outcome = Outcome.failed(
+                f"The attempt ran past its time limit of {STEP_TIME_LIMITS[run.step.step]} s. Run the step again."
+            )
+        else:
+            outcome = _run_handler(run)
+        return _apply_outcome(run, outcome)
+    except DatabaseError:
+        # The database failed under us (a lost connection, a lock): give the turn back so the
+        # task's retry can take it at once. Every handler is safe to run again from its phase.
+        with contextlib.suppress(DatabaseError):
+            StepRun.objects.filter(pk=run_id, turn=turn + 1, state=StepRunStateChoices.RUNNING).update(
+                turn=turn, lease_until=None
+            )
+        raise
 
 
 def _run_handler(run: StepRun) -> Outcome:
@@ -446,7 +456,8 @@ def _run_handler(run: StepRun) -> Outcome:
             return Outcome.wait(min(settings.MAXPORTAL_STEP_POLL_SECONDS * 2**count,
                                     settings.MAXPORTAL_MAX_COUNTDOWN_SECONDS))
         return Outcome.failed(
-            f"Proxmox on {run.step.container.host.name} did not answer after {count} tries: {exc.message}. "
+            f"Proxmox on {run.step.container.host.name} did not answer (tried {count} time{'s' if count > 1 else ''}): "
+            f"{exc.message}. "
             "Check that the host is reachable, then run the step again.",
             output=getattr(exc, "log_tail", "") or "",
         )
@@ -504,15 +515,25 @@ def _apply_outcome(run: StepRun, outcome: Outcome) -> AdvanceResult:
             output_tail=run.output_tail, upid=run.upid, note=outcome.message,
         )
     if outcome.kind == "done" and run.follow_on:
-        # After commit, in a fresh read: two steps finishing together both see each other done,
-        # and the conditional start lets only one of them queue the shared next step.
-        transaction.on_commit(lambda: _follow_on(row.container_id, actor))
+        # A task of its own, after commit, in a fresh read: two steps finishing together both see
+        # each other done, and the conditional start lets only one of them queue the shared next
+        # step. As a task it is retried if the database hiccups, instead of being lost.
+        from . import tasks
+
+        container_id, user_id = row.container_id, getattr(run.started_by, "pk", None)
+        transaction.on_commit(
+            lambda: tasks.container_follow_on.apply_async(args=(container_id, user_id, run.started_by_label))
+        )
     return AdvanceResult()
 
 
-def _follow_on(container_id: int, actor: Actor) -> None:
+def container_follow_on(*, container_id: int, user_id: int | None, label: str) -> list[StepRun]:
+    """Queue what became ready after a step of a "provision all" finished (see tasks.container_follow_on)."""
+    from django.contrib.auth import get_user_model
+
     container = Container.objects.select_related("host").get(pk=container_id)
-    container_provision(container=container, actor=actor)
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    return container_provision(container=container, actor=Actor(user=user, label=label or ENGINE.label))
 
 
 # --- The reaper -------------------------------------------------------------------------------------

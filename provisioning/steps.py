@@ -29,7 +29,8 @@ def _task_outcome(run: StepRun, status, what: str) -> Outcome | None:
     """None while the Proxmox task runs; a failed Outcome if it ended badly; else ``done``-ish None."""
     if status.running:
         return Outcome.wait()
-    run.output_tail = _tail(status.log_tail if isinstance(status.log_tail, str) else "\n".join(status.log_tail or []))
+    log = status.log_tail if isinstance(status.log_tail, str) else "\n".join(status.log_tail or [])
+    run.output_tail = _tail(f"{run.output_tail}\n{what}: {log}".strip())
     if not status.ok:
         return Outcome.failed(
             f"Proxmox task {what} ended with: {status.exitstatus} (UPID {status.upid}).", output=run.output_tail
