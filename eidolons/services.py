@@ -155,7 +155,6 @@ def json_size_check(value, *, field_name: str) -> None:
         raise ValidationError({field_name: f"{field_name} contains a NUL character (\\u0000); remove it."})
 
 
-@transaction.atomic
 def signal_send(
     *,
     signal_type: str,
@@ -178,12 +177,18 @@ def signal_send(
     signal = Signal(
         signal_type=signal_type, sender=sender, recipient=recipient, agent=agent, lead=lead, payload=payload
     )
-    signal.full_clean()
-    signal.save()
-    inbox.announce_in_transaction(recipient.pk)
-    if settings.MAXPORTAL_SIGNAL_MIRROR_ROOT:
-        signal_id = signal.pk
-        transaction.on_commit(lambda: signal_mirror_write(signal_id=signal_id))
+    # The related objects are loaded instances (their existence checked by the caller's query and by
+    # the foreign keys) and the type is backed by a check constraint: validating those again would
+    # cost a query each on the handoff path.
+    signal.full_clean(exclude=["recipient", "agent", "lead"], validate_unique=False, validate_constraints=False)
+    # Validated before the transaction: inside a caller's transaction (a handoff) no savepoint is
+    # needed, and a refusal above leaves the caller's transaction usable.
+    with transaction.atomic(savepoint=False):
+        signal.save()
+        inbox.announce_in_transaction(recipient.pk)
+        if settings.MAXPORTAL_SIGNAL_MIRROR_ROOT:
+            signal_id = signal.pk
+            transaction.on_commit(lambda: signal_mirror_write(signal_id=signal_id))
     return signal
 
 

@@ -25,7 +25,7 @@ from eidolons.services import json_size_check, signal_send
 from maxportal.exceptions import DomainError, Forbidden, NotAllowed, NotFound
 
 from . import stages
-from .choices import LeadMoveChoices, LeadSourceChoices, StageArtifactKindChoices
+from .choices import LEAD_CLOSED_STATUSES, LeadMoveChoices, LeadSourceChoices, StageArtifactKindChoices
 from .models import Lead, StageArtifact, StageTransition
 from .selectors import lead_open_duplicate, leads_visible_to
 
@@ -85,7 +85,10 @@ def _transition(*, lead, move, from_stage, from_status, actor, agent, summary, s
         to_status=lead.status, actor_eidolon=actor.eidolon if actor.user is None else None, actor_agent=agent,
         actor_user=actor.user, summary=summary, signal=signal,
     )
-    transition.full_clean()
+    # Related objects are loaded instances; foreign keys, the one-signal-per-transition unique key and
+    # the has-an-actor check are database constraints: skip the per-field existence queries.
+    transition.full_clean(exclude=["lead", "actor_eidolon", "actor_agent", "actor_user", "signal"],
+                          validate_unique=False, validate_constraints=False)
     transition.save()
     return transition
 
@@ -192,12 +195,17 @@ def lead_move(
             changes["next_action"] = next_action
         for name, value in changes.items():
             setattr(lead, name, value)
-        lead.full_clean(validate_constraints=False)
+        lead.full_clean(validate_unique=False, validate_constraints=False)
+        # Conditional on what we read: on a database without row locks (SQLite) a concurrent move
+        # makes this match nothing instead of overwriting it. Only a closed lead coming back to life
+        # can collide with another open lead (the partial unique keys): only then a savepoint.
+        guarded = Lead.objects.filter(pk=lead.pk, stage=from_stage, status=from_status)
         try:
-            with transaction.atomic():
-                # Conditional on what we read: on a database without row locks (SQLite) a
-                # concurrent move makes this match nothing instead of overwriting it.
-                updated = Lead.objects.filter(pk=lead.pk, stage=from_stage, status=from_status).update(**changes)
+            if from_status in LEAD_CLOSED_STATUSES:
+                with transaction.atomic():
+                    updated = guarded.update(**changes)
+            else:
+                updated = guarded.update(**changes)
         except IntegrityError as exc:
             raise NotAllowed(
                 f"Cannot {move}: another open lead has the same email or company domain; "

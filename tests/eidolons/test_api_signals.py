@@ -188,3 +188,23 @@ def test_a_revoked_token_stops_working_at_once(max_plan):
     api_token_revoke(token=token)
     assert client.get("/agents/health").status_code == 401
     assert client.get("/signals").status_code == 401
+
+
+def test_the_rate_limit_counts_in_redis_when_a_cache_url_is_set(agents, settings):
+    """Several web workers share the counters through Redis (db 1 of the local server)."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/1"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                                   "KEY_PREFIX": "test-ratelimit"}}
+    cache.clear()
+    settings.MAXPORTAL_API_RATE_LIMIT = 2
+    statuses = [agents["mike"].get("/agents/health").status_code for _ in range(3)]
+    keys = redis.Redis.from_url(url).keys("test-ratelimit:*ratelimit*")
+    cache.clear()
+    assert statuses == [200, 200, 429]
+    assert keys, "the counter lives in Redis"

@@ -181,3 +181,27 @@ def test_openapi_docs_list_the_endpoints(client):
     for path in ("/api/v1/leads", "/api/v1/leads/{lead_id}/handoff", "/api/v1/signals", "/api/v1/agents/health",
                  "/api/v1/leads/{lead_id}/artifacts", "/api/v1/signals/{signal_id}/ack", "/api/v1/agents/heartbeat"):
         assert path in schema["paths"], path
+
+
+def test_a_handoff_stays_within_its_query_budget(agents, lead_id, django_assert_max_num_queries):
+    # token, lock, update, next owner, signal insert, notify (PostgreSQL), transition insert, owners
+    with django_assert_max_num_queries(12):
+        response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "qualified"})
+    assert response.status_code == 200
+
+
+def test_with_the_mirror_on_a_handoff_drops_the_seeds_yaml_into_the_next_inbox(
+    agents, lead_id, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import yaml
+
+    settings.MAXPORTAL_SIGNAL_MIRROR_ROOT = str(tmp_path)
+    with django_capture_on_commit_callbacks(execute=True):
+        agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "Lead qualified, ready for requirements"})
+
+    (path,) = (tmp_path / "mike_inbox").glob("*.yaml")
+    doc = yaml.safe_load(path.read_text())
+    assert doc["type"] == "PIPELINE_TRANSITION" and doc["from"] == "LILLy" and doc["to"] == "Mike"
+    assert (doc["previous_stage"], doc["next_stage"]) == ("LeadGen", "FirstResponder")
+    assert doc["lead_id"] == lead_id and doc["summary"] == "Lead qualified, ready for requirements"
+    assert doc["data_path"] == f"max-pipeline/{lead_id}/stage-1-leadgen/"
