@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 
 from .models import Container, ProxmoxHost
 
@@ -129,6 +129,7 @@ class ChecklistGrid:
     rows: list
     running: int
     drifts: dict = field(default_factory=dict)
+    unknown: list = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
@@ -156,11 +157,20 @@ def checklist_grid(*, host: ProxmoxHost | None = None, vmids: list[int] | None =
     containers = list(containers)
     steps = ChecklistStep.objects.filter(container__in=containers).select_related("actor")
     by_container: dict[int, dict[str, object]] = {}
+    by_pk = {c.pk: c for c in containers}
     for step in steps:
+        step.container = by_pk[step.container_id]  # the page reads cell.step.container: no query per cell
         by_container.setdefault(step.container_id, {})[step.step] = step
     drifts: dict[int, list] = {}
-    for drift in Drift.objects.filter(container__in=containers, resolved_at__isnull=True):
-        drifts.setdefault(drift.container_id, []).append(drift)
+    unknown = []
+    open_drifts = Drift.objects.filter(resolved_at__isnull=True).select_related("host").order_by("host__name", "vmid")
+    if host is not None:
+        open_drifts = open_drifts.filter(host=host)
+    for drift in open_drifts:
+        if drift.container_id is None:
+            unknown.append(drift)
+        else:
+            drifts.setdefault(drift.container_id, []).append(drift)
     rows = []
     running = 0
     for step_name in STEP_ORDER:
@@ -175,7 +185,7 @@ def checklist_grid(*, host: ProxmoxHost | None = None, vmids: list[int] | None =
             cells.append(GridCell(step=step, ready=_ready(states, step_name), manual=step_name in MANUAL_STEPS))
         rows.append(GridRow(step=step_name, label=StepChoices(step_name).label, manual=step_name in MANUAL_STEPS,
                             cells=cells))
-    return ChecklistGrid(containers=containers, rows=rows, running=running, drifts=drifts)
+    return ChecklistGrid(containers=containers, rows=rows, running=running, drifts=drifts, unknown=unknown)
 
 
 def provisioning_in_progress(*, containers) -> bool:
@@ -192,10 +202,16 @@ def provisioning_in_progress(*, containers) -> bool:
         "container_id", "step", "state"
     ):
         states.setdefault(container_id, {})[step] = state
-    for container_id, container_states in states.items():
-        if not any(_ready(container_states, s) for s in AUTOMATED_STEPS):
-            continue
-        last = StepRun.objects.filter(step__container_id=container_id).order_by("-started_at", "-id").first()
-        if last is not None and last.follow_on and last.state == "succeeded":
-            return True
-    return False
+    waiting = [cid for cid, st in states.items() if any(_ready(st, s) for s in AUTOMATED_STEPS)]
+    if not waiting:
+        return False
+    latest = StepRun.objects.filter(step__container_id=OuterRef("pk")).order_by("-started_at", "-id")
+    return (
+        Container.objects.filter(pk__in=waiting)
+        .annotate(
+            last_follow_on=Subquery(latest.values("follow_on")[:1]),
+            last_state=Subquery(latest.values("state")[:1]),
+        )
+        .filter(last_follow_on=True, last_state="succeeded")
+        .exists()
+    )

@@ -1,0 +1,239 @@
+"""The provisioning page: the plan's checklist grid, live while steps run, and its actions.
+
+Every view is thin: reads come from selectors, writes go through ``provisioning.services``. Changes
+need a staff user (403 otherwise) and a POST with the CSRF token. HTMX requests get the fragment
+they swap; a poll answered while nothing runs gets HTTP 286, which stops HTMX polling.
+"""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from maxportal.exceptions import DomainError
+
+from . import services
+from .choices import MANUAL_STEPS, STEP_ORDER, STEP_STARTABLE_STATES, StepChoices
+from .models import ChecklistEvent, ChecklistStep, Container, ProxmoxHost, StepRun
+from .selectors import checklist_grid, provisioning_in_progress
+
+HTMX_STOP_POLLING = 286
+
+
+def staff_required(view):
+    """Changes are for staff only: anyone else gets 403 (after logging in)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff may change the provisioning checklist.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _actor(request) -> services.Actor:
+    return services.Actor.for_user(request.user, "page")
+
+
+def _grid_response(request, *, error: str = "", notice: str = "", poll: bool = False):
+    grid = checklist_grid()
+    busy = grid.busy or (grid.containers and provisioning_in_progress(containers=grid.containers))
+    context = {"grid": grid, "busy": busy, "error": error, "notice": notice,
+               "hosts": ProxmoxHost.objects.filter(containers__managed=True).distinct().order_by("name")}
+    response = render(request, "provisioning/_grid.html", context)
+    if poll and not busy:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@require_GET
+@login_required
+def grid(request):
+    """The plan's grid (``?fragment=1`` or an HTMX poll: the grid alone)."""
+    if request.htmx:
+        return _grid_response(request, poll=request.GET.get("poll") == "1")
+    grid = checklist_grid()
+    busy = grid.busy or (grid.containers and provisioning_in_progress(containers=grid.containers))
+    hosts = ProxmoxHost.objects.filter(containers__managed=True).distinct().order_by("name")
+    return render(request, "provisioning/grid.html", {"grid": grid, "busy": busy, "hosts": hosts})
+
+
+def _after_change(request, *, error: str = "", notice: str = "", container: Container | None = None, step=None):
+    """HTMX: swap in the fresh grid (and the cell panel when a cell was changed); else redirect back."""
+    if request.htmx:
+        if step is not None and request.POST.get("from") == "panel":
+            return _cell_response(request, container, step, error=error, notice=notice)
+        return _grid_response(request, error=error, notice=notice)
+    if error:
+        messages.error(request, error)
+    elif notice:
+        messages.success(request, notice)
+    return redirect(request.POST.get("next") or reverse("provisioning:grid"))
+
+
+def _container(pk) -> Container:
+    return get_object_or_404(Container.objects.select_related("host"), pk=pk, managed=True)
+
+
+def _step_name(step: str) -> str:
+    if step not in STEP_ORDER:
+        raise Http404(f"No step {step!r}.")
+    return step
+
+
+@require_POST
+@staff_required
+def step_action(request, pk: int, step: str, action: str):
+    """Tick, untick, skip, run (or retry) one step of one container."""
+    container = _container(pk)
+    step = _step_name(step)
+    actor = _actor(request)
+    label = f"{StepChoices(step).label} of CT{container.vmid}"
+    try:
+        if action == "tick":
+            services.step_tick(container=container, step=step, actor=actor, note=request.POST.get("note", ""))
+            notice = f"{label} ticked."
+        elif action == "untick":
+            services.step_untick(container=container, step=step, actor=actor, reason=request.POST.get("reason", ""))
+            notice = f"{label} unticked."
+        elif action == "skip":
+            services.step_skip(container=container, step=step, actor=actor, reason=request.POST.get("reason", ""))
+            notice = f"{label} skipped."
+        elif action == "run":
+            services.step_run_start(container=container, step=step, actor=actor)
+            notice = f"{label} queued."
+        else:
+            raise Http404(f"No action {action!r}.")
+    except DomainError as exc:
+        return _after_change(request, error=exc.message, container=container, step=step)
+    return _after_change(request, notice=notice, container=container, step=step)
+
+
+@require_POST
+@staff_required
+def container_provision(request, pk: int):
+    container = _container(pk)
+    runs = services.container_provision(container=container, actor=_actor(request))
+    if runs:
+        notice = f"CT{container.vmid}: queued {', '.join(StepChoices(r.step.step).label for r in runs)}."
+    else:
+        notice = f"CT{container.vmid}: no automated step is ready (see the grid for what it waits for)."
+    return _after_change(request, notice=notice)
+
+
+@require_POST
+@staff_required
+def host_provision(request, pk: int):
+    host = get_object_or_404(ProxmoxHost, pk=pk)
+    runs = services.host_provision(host=host, actor=_actor(request))
+    return _after_change(request, notice=f"{host.name}: queued {len(runs)} step(s) on {host.name}'s containers.")
+
+
+@require_POST
+@staff_required
+def host_drift_check(request, pk: int):
+    host = get_object_or_404(ProxmoxHost, pk=pk)
+    report = services.drift_check(host=host)
+    if report.error:
+        return _after_change(request, error=report.error)
+    found = "; ".join(report.found) if report.found else "no drift"
+    return _after_change(request, notice=f"{host.name}: checked {report.checked} container(s): {found}.")
+
+
+def _script_for(container: Container, step: str) -> tuple[str, str]:
+    """(what, text) of what the step runs, as the operator may review it before it runs."""
+    if step == "lxc_created":
+        import shlex
+
+        from .proxmox import ProxmoxClient
+
+        params = ProxmoxClient.create_params(container)
+        vmid = params.pop("vmid")
+        template = params.pop("ostemplate")
+        parts = ["pct", "create", str(vmid), template]
+        for key, value in params.items():
+            parts += [f"--{key}", str(value)]
+        lines = [shlex.join(parts[:4])] + [shlex.join(parts[i:i + 2]) for i in range(4, len(parts), 2)]
+        text = " \\\n    ".join(lines)
+        features = ProxmoxClient.root_features(container)
+        if features:
+            text += (f"\n# then, as root@pam (an API token may not set keyctl):\n"
+                     f"pct set {vmid} --features {features['features']}")
+        text += f"\npct start {vmid}"
+        return "Proxmox API calls (as the equivalent pct commands)", text
+    if step in MANUAL_STEPS:
+        return "", ""
+    if step == "test_signal":
+        eidolon = getattr(container, "eidolon", None) or "the Eidolon"
+        return "Signal", f"TEST signal from 'portal' to {eidolon}'s inbox; done when the Eidolon acknowledges it."
+    from .scripts import render_step_script
+
+    try:
+        rendered = render_step_script(step, container)
+    except DomainError as exc:
+        return "Script (cannot render)", exc.message
+    where = "on the node" if rendered.target == "node" else f"in CT{container.vmid} (pct exec)"
+    text = rendered.text
+    if step == "signal_dir":
+        from .scripts import MOUNT_POINT, SHARED_ROOT
+
+        text += f"\n# then, as root@pam:\npct set {container.vmid} --mp0 {SHARED_ROOT},mp={MOUNT_POINT}"
+    return f"Script, run {where}, time limit {rendered.timeout_s} s", text
+
+
+def _cell_response(request, container: Container, step: str, *, error: str = "", notice: str = ""):
+    cell = get_object_or_404(ChecklistStep.objects.select_related("actor", "container__host"),
+                             container=container, step=step)
+    script_title, script = _script_for(container, step)
+    context = {
+        "container": container,
+        "cell": cell,
+        "manual": step in MANUAL_STEPS,
+        "startable": cell.state in STEP_STARTABLE_STATES,
+        "runs": StepRun.objects.filter(step=cell).order_by("-number")[:10],
+        "events": ChecklistEvent.objects.filter(container=container, step=step).select_related("actor")[:50],
+        "script_title": script_title,
+        "script": script,
+        "error": error,
+        "notice": notice,
+    }
+    response = render(request, "provisioning/_cell.html", context)
+    response.context_data_running = cell.state == "running"
+    return response
+
+
+@require_GET
+@login_required
+def cell_detail(request, pk: int, step: str):
+    """One cell: its log, its script and its history (a panel on the grid, or a page of its own)."""
+    container = _container(pk)
+    step = _step_name(step)
+    if request.htmx:
+        response = _cell_response(request, container, step)
+        if request.GET.get("poll") == "1" and not response.context_data_running:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    response = _cell_response(request, container, step)
+    return render(request, "provisioning/cell.html", {"panel": response.content.decode(), "container": container,
+                                                      "step": StepChoices(step).label})
+
+
+@require_GET
+@login_required
+def container_detail(request, pk: int):
+    """A container's checklist, its audit trail and its drift."""
+    container = _container(pk)
+    grid = checklist_grid(vmids=[container.vmid], host=container.host)
+    events = ChecklistEvent.objects.filter(container=container).select_related("actor")[:200]
+    drifts = container.drifts.order_by("-last_seen_at")[:50]
+    return render(request, "provisioning/container.html", {
+        "container": container, "grid": grid, "events": events, "drifts": drifts,
+        "busy": grid.busy,
+    })
