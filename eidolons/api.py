@@ -11,7 +11,7 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
@@ -127,8 +127,6 @@ def _resolve_inbox(actor, eidolon_slug: str | None, agent_kind: str | None) -> t
 
 
 def _claim(eidolon, agent, limit) -> list[SignalOut]:
-    if not connection.in_atomic_block:
-        close_old_connections()  # pool threads: honour CONN_MAX_AGE and drop broken connections
     return [SignalOut.build(s, eidolon.slug) for s in services.signal_claim(eidolon=eidolon, agent=agent, limit=limit)]
 
 

@@ -7,6 +7,7 @@ Retry-After. The counters live in the Django cache (Redis when MAXPORTAL_CACHE_U
 all web workers share them).
 """
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 from ninja.security import HttpBearer, SessionAuth
 
 from .exceptions import DomainError
@@ -105,7 +107,20 @@ def db_sync_to_async(func):
     Off, it runs on the request's own thread (what Django does by default, and what tests inside one
     uncommitted transaction need); the view then closes that thread's connection before it waits.
     """
-    return sync_to_async(func, thread_sensitive=not settings.MAXPORTAL_INBOX_THREAD_POOL)
+    if not settings.MAXPORTAL_INBOX_THREAD_POOL:
+        return sync_to_async(func, thread_sensitive=True)
+
+    @functools.wraps(func)
+    def in_pool(*args, **kwargs):
+        # Pool threads see no request_started/finished: honour CONN_MAX_AGE (or hand a pooled
+        # connection back, CONN_MAX_AGE=0) around each call, as Django does around a request.
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(in_pool, thread_sensitive=False)
 
 
 class AsyncTokenAuth(HttpBearer):

@@ -53,7 +53,7 @@ def server(settings):
     # test database can be dropped.
     gc.collect()
     if connection.vendor == "postgresql":
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 3
         while _backends() > 1 and time.monotonic() < deadline:
             gc.collect()
             time.sleep(0.05)
