@@ -282,3 +282,9 @@ if env.int("DATABASE_POOL_MAX_SIZE", default=0) and DATABASES["default"]["ENGINE
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2, "max_size": env.int("DATABASE_POOL_MAX_SIZE"), "timeout": 10,
     }
+# Idempotency-Key answers are kept this long (Stripe: 24 h); an hourly beat job forgets older ones.
+MAXPORTAL_IDEMPOTENCY_TTL_HOURS = env.int("MAXPORTAL_IDEMPOTENCY_TTL_HOURS", default=24)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "eidolons-idempotency-purge": {"task": "eidolons.idempotency_purge", "schedule": 3600.0},
+}

@@ -87,3 +87,22 @@ def test_staff_sessions_have_their_own_keys(staff_api, max_plan):
     again = staff_api.post("/leads", {"company": "Acme", "email": "anna@acme.example"}, key="s1")
     assert first.status_code == again.status_code == 201 and Lead.objects.count() == 1
     assert IdempotencyRecord.objects.get(key="s1").user is not None
+
+
+def test_answers_older_than_the_ttl_are_purged_and_newer_ones_kept(agents, settings):
+    from datetime import timedelta
+
+    from django.conf import settings as live_settings
+    from django.utils import timezone
+
+    from eidolons.services import idempotency_records_purge
+
+    settings.MAXPORTAL_IDEMPOTENCY_TTL_HOURS = 24
+    agents["lilly"].post("/leads", {"company": "Old", "email": "a@old.example"}, key="old")
+    agents["lilly"].post("/leads", {"company": "New", "email": "a@new.example"}, key="new")
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=25))
+
+    assert idempotency_records_purge() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+    assert idempotency_records_purge() == 0, "a second run deletes nothing"
+    assert live_settings.CELERY_BEAT_SCHEDULE["eidolons-idempotency-purge"]["task"] == "eidolons.idempotency_purge"
