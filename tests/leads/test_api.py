@@ -205,3 +205,13 @@ def test_with_the_mirror_on_a_handoff_drops_the_seeds_yaml_into_the_next_inbox(
     assert (doc["previous_stage"], doc["next_stage"]) == ("LeadGen", "FirstResponder")
     assert doc["lead_id"] == lead_id and doc["summary"] == "Lead qualified, ready for requirements"
     assert doc["data_path"] == f"max-pipeline/{lead_id}/stage-1-leadgen/"
+
+
+def test_a_staff_session_write_without_the_csrf_token_is_refused(staff_user, max_plan):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    response = client.post("/api/v1/leads", {"company": "Acme"}, content_type="application/json")
+    assert response.status_code in (401, 403)
+    assert Lead.objects.count() == 0
