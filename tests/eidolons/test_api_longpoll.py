@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import uvicorn
+from django.core.cache import cache
 from django.db import connection, transaction
 
 from eidolons import inbox
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 def server(settings):
     """uvicorn serving maxportal.asgi in a thread of this process; stopped by the fixture."""
     settings.MAXPORTAL_INBOX_THREAD_POOL = True
+    cache.clear()  # rate-limit counters of token ids earlier tests used
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
@@ -86,6 +88,8 @@ class Poll(threading.Thread):
     def run(self):
         try:
             self.result = _get(self.url, self.token)
+        except Exception as exc:  # reported by the test's assertion, with the reason
+            self.result = (getattr(exc, "code", None), repr(exc))
         finally:
             self.returned_at = time.perf_counter()
 
@@ -187,6 +191,7 @@ def test_without_notify_a_waiting_poll_finds_the_signal_at_the_next_look(
 
     poll.join(timeout=15)
 
+    assert poll.result[0] == 200, poll.result
     assert [s["id"] for s in poll.result[1]] == [signal.pk]
     assert poll.returned_at - sent_at < 2.0
 
