@@ -215,3 +215,35 @@ def test_a_staff_session_write_without_the_csrf_token_is_refused(staff_user, max
     response = client.post("/api/v1/leads", {"company": "Acme"}, content_type="application/json")
     assert response.status_code in (401, 403)
     assert Lead.objects.count() == 0
+
+
+def test_a_lead_status_stays_within_its_query_budget_however_long_its_history(
+    agents, lead_id, settings, tmp_path, django_assert_max_num_queries
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    for i in range(5):
+        agents["lilly"].upload(f"/leads/{lead_id}/artifacts", {"name": f"n{i}.md", "text": "x"})
+    agents["lilly"].post(f"/leads/{lead_id}/handoff", {})
+    agents["mike"].post(f"/leads/{lead_id}/handoff", {})
+    with django_assert_max_num_queries(8):
+        body = agents["clara"].get(f"/leads/{lead_id}").json()
+    assert len(body["history"]) == 3 and len(body["artifacts"]) == 5
+
+
+def test_a_handoff_that_fails_after_the_update_leaves_no_trace(agents, lead_id, monkeypatch):
+    """Lead, transition and signal are one transaction: a failure in the signal undoes the move."""
+    import leads.services
+
+    def broken_signal_send(**kwargs):
+        raise RuntimeError("the signal could not be written")
+
+    monkeypatch.setattr(leads.services, "signal_send", broken_signal_send)
+    agents["lilly"].client.raise_request_exception = False
+
+    response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "x"})
+
+    assert response.status_code == 500
+    lead = Lead.objects.get(pk=lead_id)
+    assert lead.stage == "LeadGen" and lead.status == "in_progress"
+    assert StageTransition.objects.filter(lead_id=lead_id).count() == 1, "only the ingest"
+    assert Signal.objects.filter(lead_id=lead_id).count() == 1, "only the ingest's signal"
