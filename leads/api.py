@@ -3,6 +3,8 @@
 from datetime import datetime
 from uuid import UUID
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Field, File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
@@ -10,6 +12,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 
 from eidolons.choices import CliAgentKindChoices, PipelineStage
 from maxportal.auth import token_or_staff
+from maxportal.exceptions import NotFound
 from maxportal.idempotency import idempotent
 
 from . import services, stages
@@ -199,8 +202,6 @@ class _LazyOut:
 def lead_detail(request: HttpRequest, lead_id: UUID):
     lead = leads_visible_to(request.auth).filter(pk=lead_id).first()
     if lead is None:
-        from maxportal.exceptions import NotFound
-
         raise NotFound(f"Lead {lead_id} does not exist or is not one {request.auth.label} can see.")
     return LeadDetailOut(
         **LeadOut.build(lead).dict(),
@@ -270,9 +271,6 @@ def artifact_add(
     agent: Form[CliAgentKindChoices | None] = None,
     file: File[UploadedFile | None] = None,
 ):
-    from django.conf import settings
-    from django.core.exceptions import ValidationError
-
     content = None
     if file is not None:
         if file.size > settings.MAXPORTAL_ARTIFACT_MAX_BYTES:
@@ -292,7 +290,5 @@ def artifact_add(
 def artifacts_list(request: HttpRequest, lead_id: UUID):
     lead = leads_visible_to(request.auth).filter(pk=lead_id).first()
     if lead is None:
-        from maxportal.exceptions import NotFound
-
         raise NotFound(f"Lead {lead_id} does not exist or is not one {request.auth.label} can see.")
     return [ArtifactOut.build(a) for a in lead_artifacts(lead=lead)]
