@@ -5,7 +5,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import FileResponse, HttpRequest
 from ninja import Field, File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import LimitOffsetPagination, paginate
@@ -292,3 +292,16 @@ def artifacts_list(request: HttpRequest, lead_id: UUID):
     if lead is None:
         raise NotFound(f"Lead {lead_id} does not exist or is not one {request.auth.label} can see.")
     return [ArtifactOut.build(a) for a in lead_artifacts(lead=lead)]
+
+
+@router.get("/leads/{lead_id}/artifacts/{artifact_id}/content", response={200: None, **ERRORS},
+            summary="Download an artifact's content")
+def artifact_content(request: HttpRequest, lead_id: UUID, artifact_id: int):
+    # Scoped in the query: the artifact must belong to a lead the caller can see.
+    artifact = StageArtifact.objects.filter(
+        pk=artifact_id, lead_id=lead_id, lead__in=leads_visible_to(request.auth)
+    ).first()
+    if artifact is None or not artifact.file:
+        raise NotFound(f"Artifact {artifact_id} of lead {lead_id} does not exist or is not one you can see.")
+    return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=artifact.name,
+                        content_type=artifact.content_type or "application/octet-stream")

@@ -66,3 +66,16 @@ def test_the_same_name_twice_in_one_stage_is_409(agents, lead_id):
 def test_neither_file_nor_text_is_refused(agents, lead_id):
     response = agents["lilly"].upload(f"/leads/{lead_id}/artifacts", {"name": "empty.md"})
     assert response.status_code == 422 and "file" in response.json()["fields"]
+
+
+def test_an_artifact_is_downloaded_by_those_who_see_the_lead_only(agents, lead_id):
+    up = agents["lilly"].upload(f"/leads/{lead_id}/artifacts",
+                                {"file": SimpleUploadedFile("brief.txt", b"the brief", content_type="text/plain")})
+    artifact_id = up.json()["id"]
+    agents["lilly"].post(f"/leads/{lead_id}/handoff", {})
+
+    mine = agents["mike"].get(f"/leads/{lead_id}/artifacts/{artifact_id}/content")
+    other = agents["clara"].get(f"/leads/{lead_id}/artifacts/{artifact_id}/content")
+
+    assert mine.status_code == 200 and b"".join(mine.streaming_content) == b"the brief"
+    assert other.status_code == 404, "Clara never saw this lead"
