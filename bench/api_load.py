@@ -12,14 +12,21 @@ error or on Ctrl-C (the server is stopped, the databases it created are dropped)
    handoff phases (9 Eidolons, 36 CLI agents, as ``max_plan_load`` creates them);
 2. measures the same PostgreSQL's TPC-B rate with pgbench on a scratch database: the ceiling;
 3. starts the portal the way the README recommends for production: uvicorn serving
-   ``maxportal.asgi:application`` on 127.0.0.1 (a free port), DJANGO_DEBUG=0 with a generated
-   secret key, DJANGO_SECURE_SSL_REDIRECT=0 (no TLS proxy in front on loopback), ALLOWED_HOSTS
-   127.0.0.1, persistent database connections, Redis as the cache holding the rate-limit counters
-   (shared by the workers) and as the broker /healthz checks; then waits for /healthz;
+   ``maxportal.asgi:application`` on 127.0.0.1 (a free port), 2 workers (one per core: a worker is
+   one Python process under one GIL; PostgreSQL and this client need the rest of the CPU, and the
+   waiting long-polls hold no worker), DJANGO_DEBUG=0 with a generated secret key,
+   DJANGO_SECURE_SSL_REDIRECT=0 (no TLS proxy in front on loopback), ALLOWED_HOSTS 127.0.0.1,
+   reused database connections, Redis as the cache holding the rate-limit counters (shared by the
+   workers) and as the broker /healthz checks; then waits for /healthz. "Reused connections" under
+   ASGI means psycopg's pool (DATABASE_POOL_MAX_SIZE, 8 a worker): with CONN_MAX_AGE every request
+   thread opens a connection of its own and leaves it open (``--db-connections persistent`` shows
+   it). The portal logs in as its own role (maxportal_bench, CONNECTION LIMIT 60), so a leak fails
+   the bench, not PostgreSQL for everyone else on the machine;
 4. runs the phases:
    mixed     36 agents (9 Eidolons x 4 agents) work the pipeline: LILLy's agents ingest leads, every
              stage owner's agents long-poll their inbox, hand the lead on (Atlas's complete it) and
              acknowledge the signal, the core Eidolons assign tasks, and everyone sends heartbeats;
+   floor     closed loop: GET /api/v1/ping (no auth, no database): what any request costs;
    capacity  closed loop: 36 clients hand off seeded leads as fast as the server answers;
    rate      open loop: handoffs offered at a tenth of pgbench's rate, each timed from the moment it
              was due (so a server falling behind shows in the latency, not in a lower offered rate);
@@ -145,6 +152,8 @@ class Resources:
         connections fails the bench instead of taking PostgreSQL's last slots from everyone else."""
         if not DB_NAME_RE.match(name):
             raise SystemExit(f"Refusing role name {name!r}: the bench only uses names starting maxportal_bench.")
+        # A database left by a run that was killed outright (SIGKILL) is dropped first: the role owns it.
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.psql(f'DROP ROLE IF EXISTS "{name}"')
         self.psql(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT {connection_limit}')
         self.roles.append(name)
@@ -354,7 +363,8 @@ class Stats:
         if ok:
             self.lat[name].append(ms)
         elif len(self.samples[name]) < 3:
-            self.samples[name].append(f"{status}: {body[:300].decode(errors='replace')}")
+            text = re.sub(r"<[^>]+>", " ", body[:2000].decode(errors="replace"))  # an HTML 500 page: its words
+            self.samples[name].append(f"{status}: {' '.join(text.split())[:200]}")
 
     def rows(self, seconds: float) -> list[dict]:
         out = []
@@ -374,7 +384,7 @@ class Stats:
 ENDPOINT_ORDER = [
     "POST /leads (ingest)", "POST /leads/{id}/handoff", "POST /leads/{id}/handoff (from due time)",
     "POST /leads/{id}/complete", "GET /signals?wait (returned signals)", "GET /signals?wait (empty, waited)",
-    "POST /signals/{id}/ack", "POST /signals (task)", "POST /agents/heartbeat",
+    "POST /signals/{id}/ack", "POST /signals (task)", "POST /agents/heartbeat", "GET /ping (no auth, no database)",
 ]
 
 
@@ -541,6 +551,23 @@ async def _handoff(client: Client, stats: Stats, pools: LeadPools, stage: str, l
     return st, data
 
 
+async def phase_floor(client: Client, concurrency: int, seconds: float) -> dict:
+    """GET /api/v1/ping (no auth, no database) as fast as answered: what any request costs the server."""
+    stats = Stats()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stop = started + seconds
+    slug = next(iter(client.eidolons))
+
+    async def worker():
+        while loop.time() < stop:
+            st, raw, _, ms = await client.request("GET", "/api/v1/ping", slug)
+            stats.add("GET /ping (no auth, no database)", ms, st, raw)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"seconds": loop.time() - started, "stats": stats}
+
+
 async def phase_capacity(client: Client, pools: LeadPools, concurrency: int, seconds: float) -> dict:
     stats = Stats()
     loop = asyncio.get_running_loop()
@@ -605,7 +632,8 @@ async def phase_rate(client: Client, pools: LeadPools, rate: float, seconds: flo
 
 
 async def phase_wakeup(client: Client, pools: dict[str, list[str]], waiters: int, samples: int, sample_rate: float,
-                       settle: float, wait: float, on_parked=None) -> dict:
+                       settle: float, wait: float, idle_window: float, probe) -> dict:
+    """``probe.snap()`` takes a snapshot (CPU, PostgreSQL counters); ``probe.diff(a, b)`` compares two."""
     import aiohttp
 
     stats = Stats()
@@ -649,6 +677,7 @@ async def phase_wakeup(client: Client, pools: dict[str, list[str]], waiters: int
                 stats.add("POST /signals/{id}/ack", ms, st, raw)
 
     tasks = []
+    ramp_start, ramp_t0 = probe.snap(), loop.time()
     try:
         for i in range(waiters):
             tasks.append(asyncio.create_task(waiter(i)))
@@ -657,9 +686,17 @@ async def phase_wakeup(client: Client, pools: dict[str, list[str]], waiters: int
         deadline = loop.time() + 60
         while polls_started < waiters and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        await asyncio.sleep(settle)  # let the first round of claims (and any leftover signals) pass
+        # Parked: every poll has authenticated and looked at its inbox once (two transactions each, at
+        # least); on a busy machine that takes seconds. Then let things settle.
+        while loop.time() < deadline and (probe.snap()["pg"]["xacts"] - ramp_start["pg"]["xacts"]) < 2 * waiters:
+            await asyncio.sleep(0.25)
+        parked_after = loop.time() - ramp_t0
+        await asyncio.sleep(settle)
         parked = in_poll
-        parked_info = await on_parked() if on_parked else {}
+        idle0 = probe.snap()
+        await asyncio.sleep(idle_window)
+        parked_info = {"idle_seconds": idle_window, "parked_after_s": parked_after, **probe.diff(idle0, probe.snap())}
+        sampling0 = probe.snap()
 
         # The sample: handoffs paced at sample_rate, round-robin over the six stages that hand off, so
         # each wakes the polls of the next stage's Eidolon.
@@ -684,6 +721,8 @@ async def phase_wakeup(client: Client, pools: dict[str, list[str]], waiters: int
         deadline = loop.time() + 10
         while loop.time() < deadline and not all(sid in received for sid in sent):
             await asyncio.sleep(0.05)
+        sampling = probe.diff(sampling0, probe.snap())
+        sampling["xacts_per_sample"] = (sampling["pg"]["xacts_per_s"] * (loop.time() - t0)) / max(1, len(sent))
     finally:
         stop.set()
         for task in tasks:
@@ -694,7 +733,7 @@ async def phase_wakeup(client: Client, pools: dict[str, list[str]], waiters: int
     from_response = [(received[sid][0] - t) * 1000 for sid, (t, _) in sent.items() if sid in received]
     from_created = [(received[sid][0] - received[sid][1]) * 1000 for sid in sent if sid in received]
     return {
-        "waiters": waiters, "parked_when_sampling": parked, "parked_info": parked_info,
+        "waiters": waiters, "parked_when_sampling": parked, "parked_info": parked_info, "sampling": sampling,
         "samples": len(sent), "delivered": len(from_response), "lost": len(sent) - len(from_response),
         "wake_ms_from_response": from_response, "wake_ms_from_created": from_created,
         "stats": stats, "sample_stats": sample_stats, "seconds": loop.time() - t0,
@@ -746,11 +785,19 @@ def print_table(title: str, rows: list[dict]) -> None:
             print(f"      e.g. {sample}")
 
 
-def print_resources(cpu: dict, pg: dict) -> None:
+def print_resources(cpu: dict, pg: dict, requests_per_s: float | None = None) -> None:
     print(f"  CPU (cores of {os.cpu_count()}): machine {cpu['cores_busy']:.2f} busy = portal {cpu['server']:.2f}"
           f" + this client {cpu['client']:.2f} + rest {cpu['rest']:.2f} (PostgreSQL, Redis, other processes)")
     print(f"  PostgreSQL: {pg['xacts_per_s']:.0f} transactions/s, {pg['new_sessions']} new sessions"
           f" ({pg['new_sessions_per_s']:.1f}/s), {pg['backends_at_end']} backends on the bench database at the end")
+    if requests_per_s:
+        # Per request, these hardly depend on how busy the machine is: what a request costs, not how long it waited.
+        print(f"  per request: {cpu['server'] / requests_per_s * 1000:.1f} ms of portal CPU,"
+              f" {pg['xacts_per_s'] / requests_per_s:.1f} PostgreSQL transactions")
+
+
+def requests_per_s(out: dict) -> float:
+    return sum(r["count"] for r in out["stats"].rows(out["seconds"])) / out["seconds"]
 
 
 async def wait_healthy(base: str, proc: subprocess.Popen, timeout: float) -> dict:
@@ -806,14 +853,20 @@ async def drive(args, base: str, setup: dict, server: subprocess.Popen, pgstats:
             print_table(f"Phase mixed: {args.agents} agents on {len(client.eidolons)} Eidolons for"
                         f" {out['seconds']:.1f} s ({total / out['seconds']:.0f} requests/s in all;"
                         f" leads moved: {out['moved']})", rows)
-            print_resources(out["cpu"], out["pg"])
+            print_resources(out["cpu"], out["pg"], requests_per_s(out))
+
+        if "floor" in args.phases:
+            out = await measured("floor", phase_floor(client, args.agents, args.floor_seconds))
+            print_table(f"Phase floor: {args.agents} clients on GET /api/v1/ping for {out['seconds']:.1f} s",
+                        out["stats"].rows(out["seconds"]))
+            print_resources(out["cpu"], out["pg"], requests_per_s(out))
 
         if "capacity" in args.phases:
             out = await measured("capacity", phase_capacity(client, pools, args.agents, args.handoff_seconds))
             rows = out["stats"].rows(out["seconds"])
             print_table(f"Phase capacity: {args.agents} clients handing off as fast as answered, {out['seconds']:.1f} s"
                         + (" (seeded leads ran out)" if out["exhausted"] else ""), rows)
-            print_resources(out["cpu"], out["pg"])
+            print_resources(out["cpu"], out["pg"], requests_per_s(out))
 
         if "rate" in args.phases:
             rate = args.handoff_rate or results["pgbench"]["tps"] / 10
@@ -825,33 +878,40 @@ async def drive(args, base: str, setup: dict, server: subprocess.Popen, pgstats:
                            if out["skipped_busy"] else "")
                         + (f", {out['skipped_empty']} not sent (seeded leads ran out)" if out["skipped_empty"] else ""),
                         rows)
-            print_resources(out["cpu"], out["pg"])
+            print_resources(out["cpu"], out["pg"], requests_per_s(out))
 
     if "wakeup" in args.phases:
         # The earlier phases leave signals nobody acknowledged (the capacity phases do not read inboxes):
         # clear them so the parked polls start on empty inboxes.
         res.psql("UPDATE eidolons_signal SET acknowledged_at = now() WHERE acknowledged_at IS NULL", db=args.db_name)
 
-        async def on_parked():
-            cpu0, pg0 = cpu_snapshot(server.pid), pgstats.snapshot()
-            await asyncio.sleep(args.idle_window)
-            return {"idle_seconds": args.idle_window, "cpu": cpu_delta(cpu0, cpu_snapshot(server.pid)),
-                    "pg": PgStats.delta(pg0, pgstats.snapshot())}
+        class Probe:
+            @staticmethod
+            def snap():
+                return {"cpu": cpu_snapshot(server.pid), "pg": pgstats.snapshot()}
+
+            @staticmethod
+            def diff(a, b):
+                return {"cpu": cpu_delta(a["cpu"], b["cpu"]), "pg": PgStats.delta(a["pg"], b["pg"])}
 
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             client.session = session
             out = await measured("wakeup", phase_wakeup(
                 client, setup["pools"]["wake"], args.waiters, args.wake_samples, args.wake_rate,
-                settle=args.settle, wait=args.wait, on_parked=on_parked))
+                settle=args.settle, wait=args.wait, idle_window=args.idle_window, probe=Probe))
         w1, w2 = out["wake_ms_from_response"], out["wake_ms_from_created"]
         print(f"\nPhase wakeup: {args.waiters} long-polls waiting ({out['parked_when_sampling']} in flight when"
               f" sampling began), {out['samples']} handoffs at {args.wake_rate:.0f}/s, {out['delivered']} delivered,"
               f" {out['lost']} not delivered within 10 s")
         idle = out["parked_info"]
-        if idle:
-            print(f"  while parked and idle for {idle['idle_seconds']:.0f} s:")
-            print_resources(idle["cpu"], idle["pg"])
+        print(f"  all polls parked {idle['parked_after_s']:.1f} s after the first was sent; then, while parked"
+              f" and idle for {idle['idle_seconds']:.0f} s:")
+        print_resources(idle["cpu"], idle["pg"])
+        sampling = out["sampling"]
+        print(f"  while sampling: {sampling['xacts_per_sample']:.0f} PostgreSQL transactions per sampled handoff"
+              " (each wakes every poll parked on the receiving Eidolon's inbox)")
+        print_resources(sampling["cpu"], sampling["pg"])
         print(f"  wake-up, handoff response -> long-poll returns: p50 {fmt_ms(pct(w1, 50))} ms,"
               f" p99 {fmt_ms(pct(w1, 99))} ms, max {fmt_ms(max(w1) if w1 else float('nan'))} ms")
         print(f"  wake-up, signal row written (before commit) -> long-poll returns: p50 {fmt_ms(pct(w2, 50))} ms,"
@@ -931,7 +991,8 @@ def parse_args(argv=None):
     p.add_argument("--settle", type=float, default=3.0, help="seconds between parking the polls and sampling")
     p.add_argument("--idle-window", type=float, default=3.0, help="seconds of CPU measured while the polls are parked")
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    p.add_argument("--phases", default="mixed,capacity,rate,wakeup", help="comma-separated subset to run")
+    p.add_argument("--phases", default="mixed,floor,capacity,rate,wakeup", help="comma-separated subset to run")
+    p.add_argument("--floor-seconds", type=float, default=5.0, help="seconds of the ping phase")
     p.add_argument("--heartbeat-every", type=float, default=2.0, help="seconds between an agent's heartbeats")
     p.add_argument("--task-every", type=float, default=1.0, help="seconds between a core Eidolon agent's task signals")
     p.add_argument("--max-in-flight", type=int, default=400, help="open loop: requests in flight before skipping")
@@ -960,17 +1021,19 @@ def parse_args(argv=None):
     p.add_argument("--_setup", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
-        args.duration, args.handoff_seconds, args.waiters = 5.0, 4.0, 100
+        args.duration, args.handoff_seconds, args.waiters, args.floor_seconds = 5.0, 4.0, 100, 2.0
         args.wake_samples, args.wake_rate, args.settle, args.idle_window = 30, 15.0, 1.0, 1.0
         args.seed_per_stage, args.pgbench_seconds = 400, 5
     args.phases = [x.strip() for x in args.phases.split(",") if x.strip()]
-    unknown = set(args.phases) - {"mixed", "capacity", "rate", "wakeup"}
+    unknown = set(args.phases) - {"mixed", "floor", "capacity", "rate", "wakeup"}
     if unknown:
-        p.error(f"unknown phases {sorted(unknown)}: use mixed, capacity, rate, wakeup")
+        p.error(f"unknown phases {sorted(unknown)}: use mixed, floor, capacity, rate, wakeup")
     if args.no_pgbench and "rate" in args.phases and not args.handoff_rate:
         p.error("--no-pgbench needs --handoff-rate for the rate phase")
     if not (0 < args.wait <= 30):
         p.error("--wait must be in (0, 30]")
+    if not DB_NAME_RE.match(args.db_name):
+        p.error("--db-name must start with maxportal_bench and use only a-z, 0-9 and _")
     for host in (args.pg_host,):
         if host not in ("127.0.0.1", "::1", "localhost"):
             p.error("the bench runs on loopback only: --pg-host must be 127.0.0.1, ::1 or localhost")
@@ -988,6 +1051,9 @@ def main(argv=None) -> int:
         return 0
 
     raise_fd_limit(args.waiters * 2 + 1024)
+    # Ctrl-C and SIGTERM stop the run and clean up, even when started from a shell that ignores SIGINT
+    # for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     res = Resources({"host": args.pg_host, "port": args.pg_port, "user": args.pg_user})
     res.keep_databases = args.keep_db
@@ -1000,6 +1066,13 @@ def main(argv=None) -> int:
     print(f"maxportal API load bench, {results['started_at']}, {os.cpu_count()} cores,"
           f" load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     tmp = tempfile.TemporaryDirectory(prefix="maxportal-bench-")
+    # db_name matched DB_NAME_RE in parse_args: safe to put in the query.
+    busy_sql = f"SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'maxportal_bench%' OR usename = '{args.db_name}'"  # noqa: S608, E501
+    busy = res.psql(busy_sql)
+    if busy != "0":
+        print(f"Another bench seems to be running ({busy} connections to {args.db_name}*): wait for it, or give"
+              " this one another --db-name (maxportal_bench_<something>).", file=sys.stderr)
+        return 2
     try:
         if not args.no_pgbench:
             print(f"  pgbench TPC-B: scale {args.pgbench_scale}, {args.pgbench_clients} clients,"
