@@ -33,8 +33,9 @@ def inbox_deliverable(*, eidolon: Eidolon, agent: CliAgent | None = None, now=No
     """What a poll of ``eidolon``'s inbox may receive now.
 
     Not acknowledged; never delivered, or delivered longer ago than the visibility timeout (so a
-    signal whose agent crashed before acknowledging it comes back). Signals addressed to one agent
-    are left for that agent.
+    signal whose agent crashed before acknowledging it comes back). A poll that names an agent gets
+    the Eidolon-wide signals and those addressed to that agent, not its siblings'; a poll for the
+    whole Eidolon (a dispatcher such as cor-daemon) gets them all.
     """
     now = now or timezone.now()
     horizon = now - timedelta(seconds=settings.MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT)

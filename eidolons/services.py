@@ -207,8 +207,8 @@ def signal_claim(*, eidolon: Eidolon, agent: CliAgent | None = None, limit: int 
     """Deliver the inbox's deliverable signals to one poll and mark them delivered.
 
     Deliverable: not acknowledged, and never delivered or delivered longer ago than the visibility
-    timeout. Signals addressed to one agent go to that agent only. Two agents polling the same inbox
-    at once get different signals (rows locked with SKIP LOCKED on PostgreSQL).
+    timeout. A poll naming an agent never gets a sibling agent's signals. Two agents polling the same
+    inbox at once get different signals (rows locked with SKIP LOCKED on PostgreSQL).
     """
     from .selectors import inbox_deliverable
 
@@ -216,6 +216,7 @@ def signal_claim(*, eidolon: Eidolon, agent: CliAgent | None = None, limit: int 
     with transaction.atomic():
         rows = list(
             inbox_deliverable(eidolon=eidolon, agent=agent, now=now)
+            .select_related("agent")
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("created_at", "id")[:limit]
         )

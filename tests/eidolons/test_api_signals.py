@@ -208,3 +208,15 @@ def test_the_rate_limit_counts_in_redis_when_a_cache_url_is_set(agents, settings
     cache.clear()
     assert statuses == [200, 200, 429]
     assert keys, "the counter lives in Redis"
+
+
+def test_reading_a_full_inbox_costs_the_same_few_queries(agents, max_plan, django_assert_max_num_queries):
+    mike = Eidolon.objects.get(slug="mike")
+    for kind in ("claude", "codex", "gemini"):
+        for _ in range(5):
+            _signal("mike", agent=mike.agents.get(kind=kind))
+    for _ in range(10):
+        _signal("mike")
+    with django_assert_max_num_queries(6):
+        body = agents["mike"].get("/signals", {"limit": 200}).json()
+    assert len(body) == 25
