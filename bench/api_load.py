@@ -381,9 +381,11 @@ class Stats:
         return out
 
 
+INBOX_GOT = "GET /signals?wait (returned signals)"
+INBOX_EMPTY = "GET /signals?wait (empty when its wait ended)"
 ENDPOINT_ORDER = [
     "POST /leads (ingest)", "POST /leads/{id}/handoff", "POST /leads/{id}/handoff (from due time)",
-    "POST /leads/{id}/complete", "GET /signals?wait (returned signals)", "GET /signals?wait (empty, waited)",
+    "POST /leads/{id}/complete", INBOX_GOT, INBOX_EMPTY,
     "POST /signals/{id}/ack", "POST /signals (task)", "POST /agents/heartbeat", "GET /ping (no auth, no database)",
 ]
 
@@ -481,7 +483,7 @@ async def phase_mixed(client: Client, agents: int, seconds: float, heartbeat_eve
                 timeout=wait + 30,
             )
             empty = ok(st) and not signals
-            stats.add("GET /signals?wait (empty, waited)" if empty else "GET /signals?wait (returned signals)",
+            stats.add(INBOX_EMPTY if empty else INBOX_GOT,
                       ms, st, raw)
             if not ok(st):
                 await asyncio.sleep(0.2)
@@ -666,10 +668,10 @@ async def phase_wakeup(client: Client, pools: dict[str, list[str]], waiters: int
                 in_poll -= 1
             returned = time.time()
             if not ok(st):
-                stats.add("GET /signals?wait (returned signals)", ms, st, raw)
+                stats.add(INBOX_GOT, ms, st, raw)
                 await asyncio.sleep(0.5)
                 continue
-            stats.add("GET /signals?wait (returned signals)" if data else "GET /signals?wait (empty, waited)", ms, st)
+            stats.add(INBOX_GOT if data else INBOX_EMPTY, ms, st)
             for sig in data or ():
                 received[sig["id"]] = (returned, parse_time(sig["created_at"]))
                 st, raw, _, ms = await client.request("POST", f"/api/v1/signals/{sig['id']}/ack", slug, write=True,
@@ -797,7 +799,8 @@ def print_resources(cpu: dict, pg: dict, requests_per_s: float | None = None) ->
 
 
 def requests_per_s(out: dict) -> float:
-    return sum(r["count"] for r in out["stats"].rows(out["seconds"])) / out["seconds"]
+    rows = [r for r in out["stats"].rows(out["seconds"]) if "(from due time)" not in r["endpoint"]]  # same requests
+    return sum(r["count"] for r in rows) / out["seconds"]
 
 
 async def wait_healthy(base: str, proc: subprocess.Popen, timeout: float) -> dict:
@@ -991,6 +994,10 @@ def parse_args(argv=None):
     p.add_argument("--settle", type=float, default=3.0, help="seconds between parking the polls and sampling")
     p.add_argument("--idle-window", type=float, default=3.0, help="seconds of CPU measured while the polls are parked")
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    p.add_argument("--app", default="maxportal.asgi:application",
+                   help="the ASGI application uvicorn serves (another one only for experiments)")
+    p.add_argument("--uvicorn-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for uvicorn (repeatable; experiments), e.g. --uvicorn-arg=--interface=wsgi")
     p.add_argument("--phases", default="mixed,floor,capacity,rate,wakeup", help="comma-separated subset to run")
     p.add_argument("--floor-seconds", type=float, default=5.0, help="seconds of the ping phase")
     p.add_argument("--heartbeat-every", type=float, default=2.0, help="seconds between an agent's heartbeats")
@@ -1099,13 +1106,13 @@ def main(argv=None) -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log_path = Path(tmp.name) / "server.log"
-        argv = [sys.executable, "-m", "uvicorn", "maxportal.asgi:application", "--host", "127.0.0.1",
+        argv = [sys.executable, "-m", "uvicorn", args.app, "--host", "127.0.0.1",
                 "--port", str(port), "--workers", str(args.workers), "--lifespan", "off", "--no-access-log",
-                "--log-level", "warning", "--timeout-keep-alive", "60", "--backlog", "4096"]
+                "--log-level", "warning", "--timeout-keep-alive", "60", "--backlog", "4096", *args.uvicorn_arg]
         shown = {k: ("<generated>" if k == "DJANGO_SECRET_KEY" else v) for k, v in env.items()
                  if k.startswith(("DJANGO_", "MAXPORTAL_", "DATABASE_", "CELERY_"))}
         results["server"] = {"argv": argv[1:], "workers": args.workers, "environment": shown}
-        print(f"  server: uvicorn maxportal.asgi:application on {base}, {args.workers} workers, DJANGO_DEBUG=0,"
+        print(f"  server: uvicorn {args.app} on {base}, {args.workers} workers, DJANGO_DEBUG=0,"
               f" database connections {args.db_connections}, cache {env.get('MAXPORTAL_CACHE_URL', 'locmem')}")
         with open(log_path, "wb") as log:
             server = res.start("uvicorn", argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
