@@ -1124,6 +1124,8 @@ def main(argv=None) -> int:
             if tail.strip():
                 print(f"\n--- server log (tail) ---\n{tail}", file=sys.stderr)
             raise
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited during the run (status {server.returncode}): no valid figures")
         server_log = log_path.read_text(errors="replace")
         errors = [line for line in server_log.splitlines() if "Traceback" in line or " ERROR " in line]
         if errors:
