@@ -382,7 +382,7 @@ class Stats:
 
 
 INBOX_GOT = "GET /signals?wait (returned signals)"
-INBOX_EMPTY = "GET /signals?wait (empty when its wait ended)"
+INBOX_EMPTY = "GET /signals?wait (came back empty)"
 ENDPOINT_ORDER = [
     "POST /leads (ingest)", "POST /leads/{id}/handoff", "POST /leads/{id}/handoff (from due time)",
     "POST /leads/{id}/complete", INBOX_GOT, INBOX_EMPTY,
