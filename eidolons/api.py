@@ -142,16 +142,20 @@ async def signals_inbox(request: HttpRequest, q: Query[InboxQuery]):
     wait, limit, eidolon, agent = q.wait, q.limit, q.eidolon, q.agent
     recipient, agent_obj = await db_sync_to_async(_resolve_inbox)(actor, eidolon, agent)
     wait = min(wait, settings.MAXPORTAL_SIGNAL_MAX_WAIT)
+    claim = db_sync_to_async(_claim)
+    if wait <= 0:
+        return await claim(recipient, agent_obj, limit)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    claim = db_sync_to_async(_claim)
     released = False
-    async with inbox.waiting_for(recipient.pk) as event:
+    async with inbox.waiting_for(recipient.pk, agent_obj.pk if agent_obj else None) as waiter:
         while True:
-            event.clear()
+            waiter.reset()
             signals = await claim(recipient, agent_obj, limit)
             remaining = deadline - loop.time()
             if signals or remaining <= 0:
+                if len(signals) == limit:
+                    inbox.wake_local(recipient.pk, exclude=waiter)  # a full page: there may be more
                 return signals
             if not released:
                 # Whatever ran on the request's own thread (a session lookup, or everything when the
@@ -159,7 +163,9 @@ async def signals_inbox(request: HttpRequest, q: Query[InboxQuery]):
                 await sync_to_async(_release_request_connection)()
                 released = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(remaining, settings.MAXPORTAL_SIGNAL_POLL_INTERVAL))
+                await asyncio.wait_for(
+                    waiter.event.wait(), timeout=min(remaining, settings.MAXPORTAL_SIGNAL_POLL_INTERVAL)
+                )
 
 
 @router.post("/signals/{signal_id}/ack", response={200: SignalOut, **ERRORS}, summary="Acknowledge a signal")

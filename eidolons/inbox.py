@@ -1,16 +1,22 @@
-"""Waking an Eidolon's waiting inbox polls the moment a signal for it commits.
+"""Waking an Eidolon's waiting inbox polls the moment a signal for it commits: one poll per signal.
 
 How a signal reaches a waiting ``GET /api/v1/signals?wait=N``:
 - ``announce_in_transaction()`` runs inside the transaction that writes the signal. On PostgreSQL it
-  queues ``pg_notify('maxportal_signals', '<eidolon id>')``, which PostgreSQL delivers only when
-  that transaction commits (and never if it rolls back). In every database it also registers an
-  on-commit hook that wakes polls waiting in this same process.
+  queues ``pg_notify('maxportal_signals', '<eidolon id>:<agent id>')``, which PostgreSQL delivers
+  only when that transaction commits (never if it rolls back), to every web process. Elsewhere
+  (SQLite) an on-commit hook wakes polls waiting in this same process.
 - Each event loop of the process keeps ONE listening connection (psycopg 3, async, autocommit,
-  ``LISTEN maxportal_signals``) and wakes the polls waiting on that Eidolon. A waiting poll holds
-  no database connection and no thread: only an ``asyncio.Event``.
-- A waiting poll also looks at the database every ``MAXPORTAL_SIGNAL_POLL_INTERVAL`` seconds: the
-  safety net if a notification is lost (listener reconnecting, another database), and the way
-  SQLite (which has no LISTEN) sees signals written by other processes.
+  ``LISTEN maxportal_signals``). A waiting poll holds no database connection and no thread: only
+  an entry in ``_waiters``.
+- A notification wakes ONE poll of that Eidolon that may take the signal (the one waiting longest;
+  a poll for one agent does not take a sibling's signal), not all of them: with a hundred polls
+  parked on an inbox, waking all would cost a hundred database claims for one signal. A poll that
+  was woken but leaves without taking what woke it (it returned other signals, its client went
+  away) passes the wake-up on; one that returns a full page passes one on too (there may be more).
+- A waiting poll also looks at the database every ``MAXPORTAL_SIGNAL_POLL_INTERVAL`` seconds and
+  when its wait is over: the safety net for a lost notification (listener reconnecting) and a
+  signal becoming deliverable again after its visibility timeout, and the way SQLite (no LISTEN)
+  sees signals written by other processes.
 """
 
 import asyncio
@@ -19,6 +25,7 @@ import logging
 import threading
 import weakref
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from django.db import connection, connections, transaction
 
@@ -26,48 +33,85 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "maxportal_signals"
 
+
+@dataclass(eq=False)
+class Waiter:
+    """One waiting poll: woken through its event, from any thread."""
+
+    loop: asyncio.AbstractEventLoop
+    agent_id: int | None
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    woken: bool = False  # set (under _lock) when a wake-up was handed to this poll
+
+    def may_take(self, agent_id: int | None) -> bool:
+        return agent_id is None or self.agent_id is None or self.agent_id == agent_id
+
+    def reset(self) -> None:
+        with _lock:
+            self.woken = False
+            self.event.clear()
+
+
 _lock = threading.Lock()
-# eidolon id -> the (event loop, event) pairs of the polls waiting on it in this process.
-_waiters: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+# eidolon id -> its waiting polls in this process, longest waiting first.
+_waiters: dict[int, list[Waiter]] = defaultdict(list)
 _listeners: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Listener]" = weakref.WeakKeyDictionary()
 
 
-def announce_in_transaction(recipient_id: int) -> None:
-    """Wake the recipient's waiting polls when (and only if) the current transaction commits."""
+def announce_in_transaction(recipient_id: int, agent_id: int | None = None) -> None:
+    """Wake one of the recipient's waiting polls when (and only if) the current transaction commits."""
     if connection.vendor == "postgresql":
+        # Delivered to this process too, through its listener: no local shortcut, or one signal
+        # would wake two polls here.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(recipient_id)])
-    transaction.on_commit(lambda: wake_local(recipient_id))
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, f"{recipient_id}:{agent_id or ''}"])
+    else:
+        transaction.on_commit(lambda: wake_local(recipient_id, agent_id))
 
 
-def wake_local(recipient_id: int) -> None:
-    """Set the events of the polls waiting on ``recipient_id`` in this process (thread-safe)."""
+def wake_local(recipient_id: int, agent_id: int | None = None, *, exclude: Waiter | None = None) -> bool:
+    """Hand a wake-up to the longest-waiting poll of ``recipient_id`` here that may take the signal."""
     with _lock:
-        entries = list(_waiters.get(recipient_id, ()))
-    for loop, event in entries:
-        with contextlib.suppress(RuntimeError):  # that poll's loop has closed meanwhile
-            loop.call_soon_threadsafe(event.set)
+        for waiter in _waiters.get(recipient_id, ()):
+            if waiter is not exclude and not waiter.woken and waiter.may_take(agent_id):
+                waiter.woken = True
+                break
+        else:
+            return False
+    try:
+        waiter.loop.call_soon_threadsafe(waiter.event.set)
+    except RuntimeError:  # that poll's loop has closed meanwhile: try the next one
+        return wake_local(recipient_id, agent_id, exclude=waiter)
+    return True
+
+
+def _parse(payload: str) -> tuple[int, int | None]:
+    eidolon, _, agent = payload.partition(":")
+    return int(eidolon), int(agent) if agent else None
 
 
 @contextlib.asynccontextmanager
-async def waiting_for(recipient_id: int):
-    """Register a waiter for ``recipient_id`` for the duration of the block; yields its event.
+async def waiting_for(recipient_id: int, agent_id: int | None = None):
+    """Register a waiting poll for the duration of the block; yields its ``Waiter``.
 
     Register before looking at the database: a signal committed between the look and the wait
-    then still sets the event, so no wake-up is lost.
+    then still wakes this poll, so no wake-up is lost.
     """
-    loop = asyncio.get_running_loop()
-    entry = (loop, asyncio.Event())
+    waiter = Waiter(loop=asyncio.get_running_loop(), agent_id=agent_id)
     with _lock:
-        _waiters[recipient_id].add(entry)
+        _waiters[recipient_id].append(waiter)
     try:
         await ensure_listener()
-        yield entry[1]
+        yield waiter
     finally:
         with _lock:
-            _waiters[recipient_id].discard(entry)
+            _waiters[recipient_id].remove(waiter)
             if not _waiters[recipient_id]:
                 del _waiters[recipient_id]
+            unused = waiter.woken
+        if unused:
+            # Woken, but leaving without having looked for what woke it: someone else must.
+            wake_local(recipient_id, None, exclude=waiter)
 
 
 async def ensure_listener() -> None:
@@ -128,7 +172,7 @@ class _Listener:
             self.connected.set()
             async for notify in aconn.notifies():
                 with contextlib.suppress(ValueError):
-                    wake_local(int(notify.payload))
+                    wake_local(*_parse(notify.payload))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -185,7 +185,7 @@ def signal_send(
     # needed, and a refusal above leaves the caller's transaction usable.
     with transaction.atomic(savepoint=False):
         signal.save()
-        inbox.announce_in_transaction(recipient.pk)
+        inbox.announce_in_transaction(recipient.pk, agent.pk if agent is not None else None)
         if settings.MAXPORTAL_SIGNAL_MIRROR_ROOT:
             signal_id = signal.pk
             transaction.on_commit(lambda: signal_mirror_write(signal_id=signal_id))

@@ -201,11 +201,13 @@ MAXPORTAL_SIGNAL_MIRROR_ROOT = env.str("MAXPORTAL_SIGNAL_MIRROR_ROOT", default="
 # A delivered signal not acknowledged within this many seconds is delivered again.
 MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT = env.int("MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT", default=300)
 # Longest inbox long-poll (GET /api/v1/signals?wait=N) and how often a waiting poll looks at the
-# database anyway: the safety net on PostgreSQL (woken by LISTEN/NOTIFY), the mechanism on SQLite.
+# database anyway: on PostgreSQL only a safety net (LISTEN/NOTIFY wakes it; a poll also looks when
+# its wait ends), so the whole wait: 1,000 idle polls looking every 5 s cost 200 claims a second.
+# On SQLite (no LISTEN) it is how a poll sees signals other processes wrote.
 MAXPORTAL_SIGNAL_MAX_WAIT = env.int("MAXPORTAL_SIGNAL_MAX_WAIT", default=30)
 MAXPORTAL_SIGNAL_POLL_INTERVAL = env.float(
     "MAXPORTAL_SIGNAL_POLL_INTERVAL",
-    default=5.0 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 0.5,
+    default=30.0 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 0.5,
 )
 # A CLI agent whose last heartbeat is older than this is reported stale by /api/v1/agents/health.
 MAXPORTAL_HEARTBEAT_STALE_SECONDS = env.int("MAXPORTAL_HEARTBEAT_STALE_SECONDS", default=180)

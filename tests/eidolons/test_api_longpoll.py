@@ -209,3 +209,71 @@ def test_the_wait_is_capped_at_the_maximum(server, plan, settings):
     started = time.perf_counter()
     _get(f"{server}/api/v1/signals?wait=600", plan["clara"])
     assert time.perf_counter() - started < 4
+
+
+@pytest.mark.postgres
+def test_a_signal_wakes_one_of_the_polls_parked_on_the_inbox_not_all(server, plan, monkeypatch):
+    _pg_only()
+    import eidolons.api
+
+    claims = []
+    real_claim = eidolons.api._claim
+
+    def counting_claim(*args):
+        claims.append(time.perf_counter())
+        return real_claim(*args)
+
+    monkeypatch.setattr(eidolons.api, "_claim", counting_claim)
+    mike = Eidolon.objects.get(slug="mike")
+    polls = [Poll(f"{server}/api/v1/signals?wait=3", plan["mike"]) for _ in range(20)]
+    for p in polls:
+        p.start()
+    _wait_parked(mike.pk, count=20)
+    time.sleep(0.3)
+    sent_at = time.perf_counter()
+    with transaction.atomic():
+        signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={})
+    time.sleep(1.0)
+    woken_claims = len([t for t in claims if t > sent_at])
+    for p in polls:
+        p.join(timeout=10)
+
+    assert len([p for p in polls if p.result and p.result[1]]) == 1
+    assert woken_claims == 1, f"one signal made {woken_claims} polls look at the database"
+
+
+@pytest.mark.postgres
+def test_a_signal_for_one_agent_wakes_that_agents_poll_even_if_another_waited_longer(server, plan):
+    _pg_only()
+    mike = Eidolon.objects.get(slug="mike")
+    claude = Poll(f"{server}/api/v1/signals?wait=4&agent=claude", plan["mike"])
+    claude.start()
+    _wait_parked(mike.pk, count=1)
+    codex = Poll(f"{server}/api/v1/signals?wait=4&agent=codex", plan["mike"])
+    codex.start()
+    _wait_parked(mike.pk, count=2)
+    time.sleep(0.1)
+    with transaction.atomic():
+        signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={},
+                    agent=mike.agents.get(kind="codex"))
+    sent_at = time.perf_counter()
+    codex.join(timeout=10)
+    claude.join(timeout=10)
+
+    assert len(codex.result[1]) == 1 and codex.returned_at - sent_at < 1.0, "the codex poll got it at once"
+    assert claude.result[1] == [], "the claude poll never takes codex's signal"
+
+
+def test_a_signal_committed_in_this_process_wakes_the_poll_at_once_on_any_database(server, plan, settings):
+    """SQLite: the on-commit hook; PostgreSQL: the NOTIFY. Not the (here 30 s) periodic look."""
+    settings.MAXPORTAL_SIGNAL_POLL_INTERVAL = 30
+    mike = Eidolon.objects.get(slug="mike")
+    poll = Poll(f"{server}/api/v1/signals?wait=10", plan["mike"])
+    poll.start()
+    _wait_parked(mike.pk)
+    time.sleep(0.05)
+    signal = signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={})
+    sent_at = time.perf_counter()
+    poll.join(timeout=15)
+    assert [s["id"] for s in poll.result[1]] == [signal.pk]
+    assert poll.returned_at - sent_at < 1.0
