@@ -290,3 +290,9 @@ CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "eidolons-idempotency-purge": {"task": "eidolons.idempotency_purge", "schedule": 3600.0},
 }
+# SQLite (the laptop default): the threaded worker, beat and the web server write to one file at
+# once; a transaction that reads then writes would fail at once with "database is locked" when it
+# has to upgrade its lock (SQLite does not wait in that case). BEGIN IMMEDIATE takes the write lock
+# up front, so writers queue on the busy timeout above instead.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"

@@ -531,7 +531,9 @@ def container_follow_on(*, container_id: int, user_id: int | None, label: str) -
     """Queue what became ready after a step of a "provision all" finished (see tasks.container_follow_on)."""
     from django.contrib.auth import get_user_model
 
-    container = Container.objects.select_related("host").get(pk=container_id)
+    container = Container.objects.select_related("host").filter(pk=container_id).first()
+    if container is None:
+        return []  # deleted meanwhile: nothing to continue
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     return container_provision(container=container, actor=Actor(user=user, label=label or ENGINE.label))
 
@@ -561,6 +563,33 @@ def step_runs_reap(*, now=None) -> int:
                 _move(row, StepStateChoices.FAILED, actor=REAPER, reason=message, run=run, note=message)
             reaped += 1
     return reaped
+
+
+def chains_resume(*, now=None, older_than: float = 60.0) -> int:
+    """Restart "provision all" chains whose follow-on was lost (a broker or worker hiccup): the
+    container's last attempt was part of a chain, succeeded more than ``older_than`` seconds ago,
+    nothing of it runs, and an automated step is ready. Returns how many steps were queued."""
+    now = now or timezone.now()
+    from .selectors import _ready
+
+    queued = 0
+    latest_per_container: dict[int, StepRun] = {}
+    for run in StepRun.objects.filter(follow_on=True).select_related("step").order_by("-started_at", "-id"):
+        latest_per_container.setdefault(run.step.container_id, run)
+    for container_id, run in latest_per_container.items():
+        if run.state != StepRunStateChoices.SUCCEEDED or not run.finished_at:
+            continue
+        if (now - run.finished_at).total_seconds() < older_than:
+            continue
+        last_any = StepRun.objects.filter(step__container_id=container_id).order_by("-started_at", "-id").first()
+        if last_any.pk != run.pk:
+            continue  # someone ran a step by hand since: not a chain any more
+        states = dict(ChecklistStep.objects.filter(container_id=container_id).values_list("step", "state"))
+        if not any(_ready(states, s) for s in AUTOMATED_STEPS):
+            continue
+        queued += len(container_follow_on(container_id=container_id, user_id=run.started_by_id,
+                                          label=run.started_by_label))
+    return queued
 
 
 # --- Drift -----------------------------------------------------------------------------------------

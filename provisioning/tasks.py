@@ -45,8 +45,11 @@ def container_follow_on(container_id: int, user_id: int | None, label: str) -> N
 
 @shared_task(name="provisioning.steps_reap", ignore_result=True)
 def steps_reap() -> int:
-    """Periodic: fail the attempts that ran past their time limit, so they can be run again."""
-    return services.step_runs_reap()
+    """Periodic: fail the attempts that ran past their time limit, so they can be run again, and
+    restart "provision all" chains whose follow-on message was lost."""
+    reaped = services.step_runs_reap()
+    services.chains_resume()
+    return reaped
 
 
 @shared_task(name="provisioning.drift_check", ignore_result=True)

@@ -317,3 +317,24 @@ def test_provision_takes_a_container_to_test_signal_done_after_the_manual_ticks(
     assert set(states(ct201).values()) == {"done"}, states(ct201)
     assert StepRun.objects.filter(step__container=ct201, state="succeeded").count() == len(AUTOMATED_STEPS)
     assert pve_client.current_status(201)["status"] == "running"
+
+
+def test_a_provision_chain_whose_follow_on_was_lost_is_resumed_by_the_periodic_job(
+    ct201, operator, driver, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from provisioning import tasks
+    from provisioning.services import chains_resume
+
+    step_tick(container=ct201, step="m365_account", actor=operator)
+    container_provision(container=ct201, actor=operator)
+    # The follow-on message after LXC Created is lost
+    monkeypatch.setattr(tasks.container_follow_on, "apply_async", lambda args, **options: None)
+    driver.run()
+    assert states(ct201)["lxc_created"] == "done" and states(ct201)["base_config"] == "pending"
+    assert chains_resume() == 0, "too early: the follow-on may still be on its way"
+    assert chains_resume(now=timezone.now() + timedelta(minutes=2)) == 1
+    assert states(ct201)["base_config"] == "running"

@@ -186,3 +186,13 @@ def test_every_change_needs_the_csrf_token(staff_user, ct201):
 
 def test_changes_are_posts_only(staff_client, ct201):
     assert staff_client.get(_change_urls(ct201)[0]).status_code == 405
+
+
+def test_the_page_warns_which_steps_need_root_when_the_host_has_no_root_channel(staff_client, ct201):
+    ct201.host.root_channel = "none"
+    ct201.host.save()
+    html = staff_client.get(reverse("provisioning:grid")).content.decode()
+    assert "No root@pam channel" in html and "keyctl=1" in html and "mp0 bind mount" in html
+    ct201.host.root_channel = "ticket"
+    ct201.host.save()
+    assert "No root@pam channel" not in staff_client.get(reverse("provisioning:grid")).content.decode()
