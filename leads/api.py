@@ -212,7 +212,10 @@ def lead_detail(request: HttpRequest, lead_id: UUID):
 
 
 def _moved(lead, transition):
-    return Status(200, MoveOut(lead=LeadOut.build(lead), transition=TransitionOut.build(transition)))
+    # A handoff's signal went to the new stage's owner: no need to look the owners up again.
+    signal = transition.signal
+    owners = {lead.stage: signal.recipient} if signal and signal.recipient.stage == lead.stage else None
+    return Status(200, MoveOut(lead=LeadOut.build(lead, owners), transition=TransitionOut.build(transition)))
 
 
 @router.post("/leads/{lead_id}/handoff", response=MOVE_RESPONSES, summary="Hand the lead to the next stage")
