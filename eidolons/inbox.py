@@ -135,53 +135,68 @@ def listener_connected() -> bool:
 
 
 class _Listener:
-    """One LISTEN connection per event loop, dispatching notifications to local waiters."""
+    """One LISTEN connection per event loop, dispatching notifications to local waiters.
 
-    RETRY_SECONDS = 2.0
+    It reconnects by itself (every RETRY_SECONDS) when the connection drops; notifications sent
+    meanwhile are lost, so after a reconnect every poll waiting here looks at the database once.
+    """
+
+    RETRY_SECONDS = 1.0
 
     def __init__(self):
         self.connected = asyncio.Event()
         self.task: asyncio.Task | None = None
-        self._last_failure = 0.0
+        self.connects = 0
 
     async def ensure_started(self) -> None:
-        loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():
-            if self.task is not None and loop.time() - self._last_failure < self.RETRY_SECONDS:
-                return  # failed a moment ago: polls fall back to polling until the retry
-            self.connected.clear()
-            self.task = loop.create_task(self._run(), name="maxportal-signal-listener")
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="maxportal-signal-listener")
         if not self.connected.is_set():
             # Wait briefly so the LISTEN is in place before the caller looks at the database;
-            # if PostgreSQL is slow, the poll interval still covers it.
+            # if PostgreSQL is slow, the poll's own looks still cover it.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.connected.wait()), timeout=2.0)
 
     async def _run(self) -> None:
         import psycopg
 
-        params = _conninfo()
-        try:
-            aconn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-        except Exception:
-            self._last_failure = asyncio.get_running_loop().time()
-            logger.exception("signal listener: cannot connect to PostgreSQL; inbox polls fall back to polling")
-            return
-        try:
-            await aconn.execute(f"LISTEN {CHANNEL}")
-            self.connected.set()
-            async for notify in aconn.notifies():
-                with contextlib.suppress(ValueError):
-                    wake_local(*_parse(notify.payload))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._last_failure = asyncio.get_running_loop().time()
-            logger.exception("signal listener: connection lost; will reconnect on the next poll")
-        finally:
-            self.connected.clear()
-            with contextlib.suppress(Exception):
-                await aconn.close()
+        while True:
+            try:
+                aconn = await psycopg.AsyncConnection.connect(**_conninfo(), autocommit=True)
+            except Exception:
+                logger.exception("signal listener: cannot connect to PostgreSQL; retrying in %s s",
+                                 self.RETRY_SECONDS)
+                await asyncio.sleep(self.RETRY_SECONDS)
+                continue
+            try:
+                await aconn.execute(f"LISTEN {CHANNEL}")
+                self.connects += 1
+                self.connected.set()
+                if self.connects > 1:
+                    _wake_all(asyncio.get_running_loop())
+                async for notify in aconn.notifies():
+                    with contextlib.suppress(ValueError):
+                        wake_local(*_parse(notify.payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("signal listener: connection lost; reconnecting in %s s", self.RETRY_SECONDS,
+                               exc_info=True)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await aconn.close()
+            await asyncio.sleep(self.RETRY_SECONDS)
+
+
+def _wake_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Every poll waiting on ``loop`` looks at the database once (after notifications may have been lost)."""
+    with _lock:
+        waiters = [w for ws in _waiters.values() for w in ws if w.loop is loop and not w.woken]
+        for w in waiters:
+            w.woken = True
+    for w in waiters:
+        w.event.set()
 
 
 def _conninfo() -> dict:

@@ -277,3 +277,25 @@ def test_a_signal_committed_in_this_process_wakes_the_poll_at_once_on_any_databa
     poll.join(timeout=15)
     assert [s["id"] for s in poll.result[1]] == [signal.pk]
     assert poll.returned_at - sent_at < 1.0
+
+
+@pytest.mark.postgres
+def test_after_the_listener_lost_its_connection_it_reconnects_and_waiting_polls_catch_up(server, plan, notify_only):
+    _pg_only()
+    mike = Eidolon.objects.get(slug="mike")
+    poll = Poll(f"{server}/api/v1/signals?wait=15", plan["mike"])
+    poll.start()
+    _wait_parked(mike.pk)
+    time.sleep(0.1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE application_name = 'maxportal-listener' AND datname = current_database()")
+        assert cursor.fetchone() is not None, "the listener was connected"
+    # The notification of this signal goes nowhere: nobody listens for a moment.
+    signal = signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={})
+    sent_at = time.perf_counter()
+
+    poll.join(timeout=20)
+
+    assert [s["id"] for s in poll.result[1]] == [signal.pk]
+    assert poll.returned_at - sent_at < 5, "delivered after the reconnect, not at the end of the 15 s wait"
