@@ -338,3 +338,26 @@ def test_a_provision_chain_whose_follow_on_was_lost_is_resumed_by_the_periodic_j
     assert chains_resume() == 0, "too early: the follow-on may still be on its way"
     assert chains_resume(now=timezone.now() + timedelta(minutes=2)) == 1
     assert states(ct201)["base_config"] == "running"
+
+
+def test_a_turn_whose_worker_died_is_taken_over_by_the_redelivered_message_after_its_lease(
+    ct201, operator, driver
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run = step_run_start(container=ct201, step="lxc_created", actor=operator)
+    driver.queue.clear()
+    # Given a worker claimed turn 0 and was killed (SIGKILL) before finishing it: its lease is held
+    StepRun.objects.filter(pk=run.pk).update(turn=1, lease_until=timezone.now() + timedelta(seconds=120))
+    # When the broker re-delivers the message (acks_late + reject_on_worker_lost), it waits for the lease
+    early = driver.deliver(run.pk, 0)
+    assert early.turn == 0 and 100 < early.countdown <= 121
+    assert row(ct201, "lxc_created").state == "running"
+    # Once the lease ran out, the re-delivered message takes the turn over and the step completes
+    StepRun.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    driver.queue.clear()
+    driver.queue.append((run.pk, 0))
+    driver.run()
+    assert row(ct201, "lxc_created").state == "done"
