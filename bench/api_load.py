@@ -913,7 +913,7 @@ async def drive(args, base: str, setup: dict, server: subprocess.Popen, pgstats:
         print_resources(idle["cpu"], idle["pg"])
         sampling = out["sampling"]
         print(f"  while sampling: {sampling['xacts_per_sample']:.0f} PostgreSQL transactions per sampled handoff"
-              " (each wakes every poll parked on the receiving Eidolon's inbox)")
+              " (the handoff, the claims its signal wakes, the ack, and the parked polls' own re-polls)")
         print_resources(sampling["cpu"], sampling["pg"])
         print(f"  wake-up, handoff response -> long-poll returns: p50 {fmt_ms(pct(w1, 50))} ms,"
               f" p99 {fmt_ms(pct(w1, 99))} ms, max {fmt_ms(max(w1) if w1 else float('nan'))} ms")
