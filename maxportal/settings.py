@@ -263,6 +263,9 @@ MAXPORTAL_MAX_COUNTDOWN_SECONDS = env.float("MAXPORTAL_MAX_COUNTDOWN_SECONDS", d
 # Proxmox unreachable (595, timeouts) after the client's own retries: the step waits and asks again
 # this many times, with doubling pauses, before it fails.
 MAXPORTAL_STEP_UNAVAILABLE_RETRIES = env.int("MAXPORTAL_STEP_UNAVAILABLE_RETRIES", default=3)
+# A turn running a script holds its attempt for the script's time limit plus this margin; if its
+# worker was killed, the re-delivered message takes the turn over after that.
+MAXPORTAL_STEP_LEASE_MARGIN_SECONDS = env.int("MAXPORTAL_STEP_LEASE_MARGIN_SECONDS", default=60)
 # Periodic jobs (one beat; each job is idempotent anyway): the reaper takes back attempts that ran
 # past their time limit, the drift check reads every container from Proxmox.
 CELERY_BEAT_SCHEDULE = {

@@ -374,10 +374,23 @@ class Outcome:
 POLL_LEASE_SECONDS = 120
 
 
-def _lease_seconds(run: StepRun) -> int:
+def _lease_seconds(run: StepRun, step: str) -> int:
+    """How long a claimed turn is protected: as long as the turn can take, not a second more.
+
+    A turn that runs a script cannot outlive the script's own time limit (the executor cuts it), so
+    its lease is that limit plus a margin; after it, a re-delivered message may take the turn over.
+    """
+    remaining = max(60, int((run.deadline - timezone.now()).total_seconds()))
     if run.phase.startswith("wait_") or run.phase == "await_ack":
-        return POLL_LEASE_SECONDS
-    return max(60, int((run.deadline - timezone.now()).total_seconds()))
+        return min(POLL_LEASE_SECONDS, remaining)
+    from .scripts import STEP_SCRIPTS, _timeout_for
+
+    spec = STEP_SCRIPTS.get(step)
+    if spec is not None:
+        # signal dir also runs the in-container mount check after its node script
+        runs = 2 if step == StepChoices.SIGNAL_DIR else 1
+        return min(runs * _timeout_for(step, spec.timeout_s) + settings.MAXPORTAL_STEP_LEASE_MARGIN_SECONDS, remaining)
+    return min(POLL_LEASE_SECONDS, remaining)
 
 
 @dataclass
@@ -390,11 +403,16 @@ class AdvanceResult:
 
 def step_run_advance(*, run_id: int, turn: int) -> AdvanceResult:
     """Do one turn of an attempt. Only the message for the current turn gets through."""
-    run = StepRun.objects.filter(pk=run_id).only("state", "turn", "lease_until", "phase", "deadline").first()
+    run = (
+        StepRun.objects.filter(pk=run_id)
+        .select_related("step")
+        .only("state", "turn", "lease_until", "phase", "deadline", "step__step")
+        .first()
+    )
     if run is None or run.state != StepRunStateChoices.RUNNING:
         return AdvanceResult()
     now = timezone.now()
-    lease_until = now + timedelta(seconds=_lease_seconds(run))
+    lease_until = now + timedelta(seconds=_lease_seconds(run, run.step.step))
     claimed = (
         StepRun.objects.filter(pk=run_id, state=StepRunStateChoices.RUNNING, phase=run.phase)
         .filter(Q(turn=turn) | Q(turn=turn + 1, lease_until__lt=now))
