@@ -138,7 +138,20 @@ def check_drift(modeladmin, request, queryset):
     _report(modeladmin, request, done, refused)
 
 
-ContainerAdmin.actions = [provision_containers, check_drift]
+@admin.action(description="Snapshot now (refused for containers with a bind mount)")
+def snapshot_containers(modeladmin, request, queryset):
+    done, refused = [], []
+    for container in queryset.select_related("host"):
+        try:
+            upid = services.container_snapshot(container=container, actor=_actor(request))
+        except DomainError as exc:
+            refused.append(exc.message)
+            continue
+        done.append(f"CT{container.vmid}: snapshot task {upid}")
+    _report(modeladmin, request, done, refused)
+
+
+ContainerAdmin.actions = [provision_containers, check_drift, snapshot_containers]
 
 
 class StepRunInline(admin.TabularInline):

@@ -724,6 +724,26 @@ def drift_check_all() -> list[DriftReport]:
     return [drift_check(host=host) for host in ProxmoxHost.objects.all()]
 
 
+# --- Snapshots -------------------------------------------------------------------------------------
+
+
+def container_snapshot(*, container: Container, actor: Actor, name: str = "") -> str:
+    """Start a Proxmox snapshot of the container; returns the task's UPID.
+
+    Proxmox cannot snapshot a container with a bind mount (the plan's mp0 signal folder): the
+    client refuses before trying, and the refusal says what to do instead.
+    """
+    from .proxmox import ProxmoxClient, ProxmoxError
+
+    name = name or f"portal-{timezone.now():%Y%m%d-%H%M%S}"
+    try:
+        return ProxmoxClient.for_host(container.host).create_snapshot(
+            container.vmid, name, description=f"taken from maxportal by {actor.label}"
+        )
+    except ProxmoxError as exc:
+        raise NotAllowed(exc.message) from None
+
+
 # --- Capacity --------------------------------------------------------------------------------------
 
 

@@ -89,3 +89,21 @@ def test_non_staff_cannot_reach_the_admin_actions(client, django_user_model, pla
 def test_the_checklist_changelist_has_a_query_budget(staff_client, plan, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
         assert staff_client.get(reverse(CHANGELIST)).status_code == 200
+
+
+def test_snapshot_action_is_refused_for_a_container_with_the_signal_bind_mount(
+    max_plan, pve_host, pve_client, staff_client
+):
+    ct201 = Container.objects.get(vmid=201)
+    ct202 = Container.objects.get(vmid=202)
+    for container in (ct201, ct202):
+        pve_client.wait_task(pve_client.create_container(container), timeout=10)
+    pve_client.bind_mount(201, "/var/lib/vz/shared", "/mnt/shared")
+    response = staff_client.post(reverse("admin:provisioning_container_changelist"),
+                                 {"action": "snapshot_containers", ACTION_CHECKBOX_NAME: [ct201.pk, ct202.pk]},
+                                 follow=True)
+    html = response.content.decode()
+    assert "CT201 cannot be snapshotted" in html and "bind mount" in html
+    assert "CT202: snapshot task UPID:ax42:" in html
+    assert pve_client.list_snapshots(201) == []
+    assert [s["name"][:7] for s in pve_client.list_snapshots(202)] == ["portal-"]
