@@ -196,3 +196,12 @@ def test_the_page_warns_which_steps_need_root_when_the_host_has_no_root_channel(
     ct201.host.root_channel = "ticket"
     ct201.host.save()
     assert "No root@pam channel" not in staff_client.get(reverse("provisioning:grid")).content.decode()
+
+
+def test_the_cell_panel_polls_while_its_step_runs_and_stops_with_286(staff_client, ct201):
+    ChecklistStep.objects.filter(container=ct201, step="lxc_created").update(state="running")
+    url = reverse("provisioning:step_detail", args=[ct201.pk, "lxc_created"]) + "?poll=1"
+    running = staff_client.get(url, HTTP_HX_REQUEST="true")
+    assert running.status_code == 200 and 'hx-trigger="every 2s"' in running.content.decode()
+    ChecklistStep.objects.filter(container=ct201, step="lxc_created").update(state="done")
+    assert staff_client.get(url, HTTP_HX_REQUEST="true").status_code == 286
