@@ -1075,7 +1075,8 @@ def main(argv=None) -> int:
           f" load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     tmp = tempfile.TemporaryDirectory(prefix="maxportal-bench-")
     # db_name matched DB_NAME_RE in parse_args: safe to put in the query.
-    busy_sql = f"SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'maxportal_bench%' OR usename = '{args.db_name}'"  # noqa: S608, E501
+    db = args.db_name
+    busy_sql = f"SELECT count(*) FROM pg_stat_activity WHERE datname IN ('{db}', '{db}_pgbench') OR usename = '{db}'"  # noqa: S608
     busy = res.psql(busy_sql)
     if busy != "0":
         print(f"Another bench seems to be running ({busy} connections to {args.db_name}*): wait for it, or give"
