@@ -202,6 +202,10 @@ def provisioning_in_progress(*, containers) -> bool:
         "container_id", "step", "state"
     ):
         states.setdefault(container_id, {})[step] = state
+    # Read after the first query: a step started since shows as running here (a chain moving on
+    # between the two reads must not look finished).
+    if any("running" in st.values() for st in states.values()):
+        return True
     waiting = [cid for cid, st in states.items() if any(_ready(st, s) for s in AUTOMATED_STEPS)]
     if not waiting:
         return False

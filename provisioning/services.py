@@ -661,6 +661,12 @@ def drift_check(*, host: ProxmoxHost) -> DriftReport:
             "container__vmid", "state"
         )
     )
+    # A container whose services were verified running should be running.
+    in_service = set(
+        ChecklistStep.objects.filter(
+            container__host=host, step=StepChoices.SERVICES_RUNNING, state=StepStateChoices.DONE
+        ).values_list("container__vmid", flat=True)
+    )
     for container in records:
         item = listing.get(container.vmid)
         report.checked += 1
@@ -674,6 +680,8 @@ def drift_check(*, host: ProxmoxHost) -> DriftReport:
         status = item.get("status")
         if status in (ContainerStatusChoices.RUNNING, ContainerStatusChoices.STOPPED):
             status_updates[container.pk] = status
+        if container.vmid in in_service and status != ContainerStatusChoices.RUNNING:
+            findings.append((container.vmid, container, DriftKindChoices.STATUS, "running", str(status)))
         memory = _parse_memory(config, item)
         if memory is not None and memory != container.memory_mb:
             findings.append((container.vmid, container, DriftKindChoices.MEMORY,

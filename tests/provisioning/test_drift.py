@@ -91,3 +91,10 @@ def test_drift_check_from_the_page_is_staff_only(node, client, django_user_model
     user = django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
     client.force_login(user)
     assert client.post(reverse("provisioning:host_drift_check", args=[node.pk])).status_code == 403
+
+
+def test_a_provisioned_container_found_stopped_is_flagged(node):
+    ChecklistStep.objects.filter(container__vmid=201, step="services_running").update(state="done")
+    drift_check(host=node)
+    status = _open("status").get()
+    assert (status.vmid, status.expected, status.actual) == (201, "running", "stopped")
