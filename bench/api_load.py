@@ -1145,6 +1145,20 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(jsonable(results), indent=2, default=str))
             print(f"  figures written to {args.json}")
+        failed_requests = sum(
+            sum(r["errors"].values())
+            for phase in results["phases"].values()
+            for stats in (phase["stats"], phase.get("sample_stats"))
+            if stats is not None
+            for r in stats.rows(phase["seconds"])
+        )
+        if failed_requests:
+            print(f"  {failed_requests} requests failed (see the errors columns): the run fails")
+            return 1
+        if args.quick:
+            # A smoke run checks that everything runs end to end without errors; its figures are too
+            # short to judge the targets by.
+            return 0
         return 0 if all(p is not False for p, _ in lines) else 1
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the server and dropping the bench databases", file=sys.stderr)
