@@ -152,6 +152,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_processed_dir),
         "store_processed": False,
+        # Broadcast/control messages (remote control, pidbox) would land in ./control otherwise.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
 else:
     # The visibility timeout must exceed the longest step (soft limit below) so that Redis does
