@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("provisioning/", include("provisioning.urls")),
+    path("leads/", include("leads.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]
