@@ -29,8 +29,34 @@ def test_changelist_renders_within_budget(staff_client, max_plan, django_assert_
     assert response.status_code == 200
 
 
+@pytest.fixture
+def pipeline_rows(max_plan, staff_user):
+    """One of everything the pipeline writes, so every change page has a row to open."""
+    from django.utils import timezone
+
+    from eidolons.models import Eidolon
+    from eidolons.services import api_token_issue
+    from leads.services import lead_handoff, lead_ingest
+    from maxportal.auth import Actor
+    from provisioning import services as provisioning_services
+    from provisioning.models import Container, Drift
+
+    ct201 = Container.objects.get(vmid=201)
+    provisioning_services.checklist_ensure_all()
+    provisioning_services.step_tick(
+        container=ct201, step="m365_account", actor=provisioning_services.Actor.for_user(staff_user)
+    )
+    now = timezone.now()
+    Drift.objects.create(host=ct201.host, vmid=999, kind="unknown", actual="stray", detected_at=now, last_seen_at=now)
+
+    staff = Actor.for_user(staff_user)
+    lead, _ = lead_ingest(actor=staff, company="Acme GmbH", email="ceo@acme.example", source="website")
+    lead_handoff(lead_id=lead.pk, actor=staff, summary="qualified")
+    api_token_issue(eidolon=Eidolon.objects.get(slug="mike"), name="admin-test")
+
+
 @pytest.mark.parametrize(("app_label", "model_name"), REGISTERED)
-def test_change_page_renders_within_budget(staff_client, max_plan, django_assert_max_num_queries, app_label,
+def test_change_page_renders_within_budget(staff_client, pipeline_rows, django_assert_max_num_queries, app_label,
                                            model_name):
     model = next(m for m in admin.site._registry if (m._meta.app_label, m._meta.model_name) == (app_label, model_name))
     instance = model._default_manager.order_by("pk").first()
