@@ -88,10 +88,21 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'maxportal.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Persistent connections: opening one per request cost two thirds of a write endpoint's
-    # throughput under load (TRAPS.md). Health checks drop broken ones before reuse.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Opening a connection per request costs two thirds of a write endpoint's throughput
+    # (TRAPS.md), so connections are kept. Under ASGI (uvicorn, the recommended server) every
+    # request runs on a thread of its own and a CONN_MAX_AGE connection is never reused: it stays
+    # open until PostgreSQL runs out of slots (measured by bench/api_load.py). So the default is
+    # psycopg's pool, at most DATABASE_POOL_MAX_SIZE connections per process; 0 turns it off and
+    # keeps per-thread persistent connections (DATABASE_CONN_MAX_AGE) for a WSGI-only deployment.
+    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+    if _pool_max:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, _pool_max), "max_size": _pool_max, "timeout": env.float("DATABASE_POOL_TIMEOUT", 10.0),
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # SQLite: wait for the writer lock instead of failing at once while a worker writes.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -281,14 +292,6 @@ CELERY_BEAT_SCHEDULE = {
 # Async inbox polls do their database work in asgiref's shared thread pool (few threads, few
 # connections, however many polls wait). Off: on each request's own thread, closed before waiting.
 MAXPORTAL_INBOX_THREAD_POOL = env.bool("MAXPORTAL_INBOX_THREAD_POOL", default=True)
-# Under ASGI (uvicorn) each request runs on a thread of its own, so a CONN_MAX_AGE connection is never
-# reused and stays open until PostgreSQL runs out of slots (Django's docs: no persistent connections
-# under ASGI, a pool instead). DATABASE_POOL_MAX_SIZE=N: psycopg's pool, at most N connections a process.
-if env.int("DATABASE_POOL_MAX_SIZE", default=0) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 2, "max_size": env.int("DATABASE_POOL_MAX_SIZE"), "timeout": 10,
-    }
 # Idempotency-Key answers are kept this long (Stripe: 24 h); an hourly beat job forgets older ones.
 MAXPORTAL_IDEMPOTENCY_TTL_HOURS = env.int("MAXPORTAL_IDEMPOTENCY_TTL_HOURS", default=24)
 CELERY_BEAT_SCHEDULE = {
