@@ -216,6 +216,7 @@ def provisioning_in_progress(*, containers) -> bool:
             last_follow_on=Subquery(latest.values("follow_on")[:1]),
             last_state=Subquery(latest.values("state")[:1]),
         )
-        .filter(last_follow_on=True, last_state="succeeded")
+        # "running": the chain moved on since the reads above, which is still in progress.
+        .filter(last_follow_on=True, last_state__in=["succeeded", "running"])
         .exists()
     )

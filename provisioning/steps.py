@@ -155,6 +155,7 @@ def _run_script(run: StepRun):
     container = run.step.container
     rendered = render_step_script(run.step.step, container)
     executor = executor_for(container.host)
+    _release_database_connection()
     if rendered.target == "node":
         result = executor.run_on_node(script=rendered.text, timeout_s=rendered.timeout_s)
     else:
@@ -162,6 +163,15 @@ def _run_script(run: StepRun):
     run.exit_code = result.exit_code
     run.output_tail = _tail(result.output_tail)
     return rendered, result
+
+
+def _release_database_connection() -> None:
+    """A script may run for many minutes: do not sit on a database connection (or a pool slot)
+    meanwhile; the next query opens one again. Inside a transaction (tests) it stays."""
+    from django.db import connection
+
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def _script_failure(run: StepRun, rendered, result) -> Outcome:
