@@ -27,4 +27,4 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) var/maxportal.sqlite3 var/celery var/staticfiles
+	rm -rf $(VENV) var/maxportal.sqlite3 var/celery var/staticfiles var/pve var/media var/log

@@ -165,6 +165,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         # Broadcast/control messages (remote control, pidbox) would land in ./control otherwise.
         "control_folder": str(VAR_DIR / "celery" / "control"),
+        # Look for new message files 5 times a second (kombu's 1 s default makes every step of a
+        # provisioning chain wait up to a second before a worker sees it).
+        "polling_interval": 0.2,
     }
 else:
     # The visibility timeout must exceed the longest step (soft limit below) so that Redis does
@@ -304,3 +307,18 @@ CELERY_BEAT_SCHEDULE = {
 # up front, so writers queue on the busy timeout above instead.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
+
+# --- In-container scripts and where they run (provisioning/scripts.py, executors.py) --------------
+# The repository the "repo cloned" step sparse-checks out into each Eidolon's workspace. No default:
+# nothing here may reach the internet on its own; the script refuses to run while it is empty.
+MAXPORTAL_AGENT_REPO_URL = env.str("MAXPORTAL_AGENT_REPO_URL", default="")
+# The command run on the node for in-container work (`pct exec <vmid> -- bash -s`).
+MAXPORTAL_PCT_COMMAND = env.str("MAXPORTAL_PCT_COMMAND", default="pct")
+MAXPORTAL_SSH_CONNECT_TIMEOUT = env.float("MAXPORTAL_SSH_CONNECT_TIMEOUT", default=10.0)
+# The SSH client gives up this long after a script's own limit (the node's `timeout` kills it first).
+MAXPORTAL_SSH_TIMEOUT_GRACE = env.float("MAXPORTAL_SSH_TIMEOUT_GRACE", default=20.0)
+MAXPORTAL_PCT_SET_TIMEOUT = env.float("MAXPORTAL_PCT_SET_TIMEOUT", default=60.0)
+# The simulated executor (the local Proxmox has no real containers): real seconds per simulated
+# second (0 in tests), and steps to fail on purpose ("step" or "<vmid>:step") to rehearse failures.
+MAXPORTAL_SIMULATED_TIME_SCALE = env.float("MAXPORTAL_SIMULATED_TIME_SCALE", default=1.0)
+MAXPORTAL_SIMULATED_FAILURES = env.list("MAXPORTAL_SIMULATED_FAILURES", default=[])

@@ -30,7 +30,7 @@ if [ "$WITH_LOCAL_PVE" = "1" ]; then
   $PY manage.py local_proxmox --configure-host > var/log/local-proxmox.log 2>&1 &
   pids+=($!)
 fi
-.venv/bin/celery -A maxportal worker -P threads -c "${MAXPORTAL_WORKER_CONCURRENCY:-16}" -l info \
+.venv/bin/celery -A maxportal worker -P threads -c "${MAXPORTAL_WORKER_CONCURRENCY:-24}" -l info \
   > var/log/worker.log 2>&1 &
 pids+=($!)
 .venv/bin/celery -A maxportal beat -l info --pidfile= > var/log/beat.log 2>&1 &
