@@ -113,17 +113,24 @@ def _report(modeladmin, request, done: list[str], refused: list[str]) -> None:
         modeladmin.message_user(request, message, messages.ERROR)
 
 
-@admin.action(description="Provision: queue the ready automated steps (each queues the next)")
-def provision_containers(modeladmin, request, queryset):
+def _per_container(modeladmin, request, queryset, act) -> None:
+    """Run ``act(container) -> summary`` for each selected container; refusals are reported, not raised."""
     done, refused = [], []
     for container in queryset.select_related("host"):
         try:
-            runs = services.container_provision(container=container, actor=_actor(request))
+            done.append(f"CT{container.vmid}: {act(container)}")
         except DomainError as exc:
             refused.append(exc.message)
-            continue
-        done.append(f"CT{container.vmid}: {len(runs)} step(s) queued")
     _report(modeladmin, request, done, refused)
+
+
+@admin.action(description="Provision: queue the ready automated steps (each queues the next)")
+def provision_containers(modeladmin, request, queryset):
+    def provision(container):
+        runs = services.container_provision(container=container, actor=_actor(request))
+        return f"{len(runs)} step(s) queued"
+
+    _per_container(modeladmin, request, queryset, provision)
 
 
 @admin.action(description="Check drift on these containers' hosts")
@@ -140,15 +147,10 @@ def check_drift(modeladmin, request, queryset):
 
 @admin.action(description="Snapshot now (refused for containers with a bind mount)")
 def snapshot_containers(modeladmin, request, queryset):
-    done, refused = [], []
-    for container in queryset.select_related("host"):
-        try:
-            upid = services.container_snapshot(container=container, actor=_actor(request))
-        except DomainError as exc:
-            refused.append(exc.message)
-            continue
-        done.append(f"CT{container.vmid}: snapshot task {upid}")
-    _report(modeladmin, request, done, refused)
+    def snapshot(container):
+        return f"snapshot task {services.container_snapshot(container=container, actor=_actor(request))}"
+
+    _per_container(modeladmin, request, queryset, snapshot)
 
 
 ContainerAdmin.actions = [provision_containers, check_drift, snapshot_containers]
