@@ -14,7 +14,7 @@ from maxportal.exceptions import DomainError
 from . import services
 from .choices import LeadMoveChoices
 from .models import Lead, StageArtifact, StageTransition
-from .selectors import stage_owners
+from .selectors import lead_owner_name, leads_owned_by
 
 
 class LeadActionForm(ActionForm):
@@ -36,10 +36,7 @@ class OwnerFilter(admin.SimpleListFilter):
         return [(e.slug, e.name) for e in Eidolon.objects.exclude(stage__isnull=True).order_by("container__vmid")]
 
     def queryset(self, request, queryset):
-        if self.value():
-            stage = Eidolon.objects.filter(slug=self.value()).values_list("stage", flat=True).first()
-            return queryset.filter(stage=stage) if stage else queryset.none()
-        return queryset
+        return leads_owned_by(queryset, slug=self.value()) if self.value() else queryset
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -83,6 +80,9 @@ class StageArtifactInline(ReadOnlyInline):
     fields = ("created_at", "stage", "kind", "link", "size", "checksum", "uploaded_by_eidolon", "uploaded_by_user")
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("uploaded_by_eidolon", "uploaded_by_user")
+
     @admin.display(description="Artifact")
     def link(self, obj):
         return format_html('<a href="{}">{}</a>', obj.file.url, obj.name) if obj.file else obj.name
@@ -105,14 +105,13 @@ class LeadAdmin(admin.ModelAdmin):
         fixed = ("stage", "status", "created_at", "updated_at", "stage_entered_at")
         return (*fixed, "email") if obj else fixed
 
-    def changelist_view(self, request, extra_context=None):
-        self._owners = stage_owners()  # one query for the owner column of every row
-        return super().changelist_view(request, extra_context)
+    def get_queryset(self, request):
+        # The owner column comes with the rows (no per-row query, no state kept on the shared admin).
+        return super().get_queryset(request).annotate(owner_name=lead_owner_name())
 
     @admin.display(description="Owner", ordering="stage")
     def owner(self, obj):
-        owners = getattr(self, "_owners", None) or stage_owners()
-        return owners[obj.stage].name if obj.stage in owners else "—"
+        return obj.owner_name or "—"
 
     def save_model(self, request, obj, form, change):
         actor = Actor.for_user(request.user)

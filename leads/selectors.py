@@ -4,7 +4,7 @@
 leads in the stage it owns and those it has worked on or been signalled about; staff see all.
 """
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from eidolons.models import Eidolon, Signal
 
@@ -39,19 +39,30 @@ def lead_list(
     if source:
         qs = qs.filter(source=source)
     if owner:
-        owned = Eidolon.objects.filter(slug=owner).values_list("stage", flat=True).first()
-        qs = qs.filter(stage=owned) if owned else qs.none()
+        qs = leads_owned_by(qs, slug=owner)
     return qs.order_by("-created_at")
 
 
+def leads_owned_by(qs: QuerySet[Lead], *, slug: str) -> QuerySet[Lead]:
+    """The leads of ``qs`` in the stage the Eidolon ``slug`` owns (none for a core Eidolon)."""
+    stage = Eidolon.objects.filter(slug=slug).values_list("stage", flat=True).first()
+    return qs.filter(stage=stage) if stage else qs.none()
+
+
+def lead_owner_name() -> Subquery:
+    """The name of the Eidolon owning a lead's stage, for ``annotate()`` on list pages."""
+    return Subquery(Eidolon.objects.filter(stage=OuterRef("stage")).values("name")[:1])
+
+
 def lead_history(*, lead: Lead) -> QuerySet[StageTransition]:
-    return lead.transitions.select_related("actor_eidolon", "actor_agent", "actor_user", "signal").order_by(
+    # An agent's label names its Eidolon: fetch both, or each agent-made row costs a query.
+    return lead.transitions.select_related("actor_eidolon", "actor_agent__eidolon", "actor_user", "signal").order_by(
         "created_at", "id"
     )
 
 
 def lead_artifacts(*, lead: Lead) -> QuerySet[StageArtifact]:
-    return lead.artifacts.select_related("uploaded_by_eidolon", "uploaded_by_agent", "uploaded_by_user")
+    return lead.artifacts.select_related("uploaded_by_eidolon", "uploaded_by_agent__eidolon", "uploaded_by_user")
 
 
 def lead_open_duplicate(*, email_normalized: str, company_domain: str) -> Lead | None:
@@ -78,7 +89,9 @@ def funnel_counts() -> dict[tuple[str, str], int]:
 
 
 def recent_transitions(*, limit: int = 20) -> QuerySet[StageTransition]:
-    return StageTransition.objects.select_related("lead", "actor_eidolon", "actor_agent", "actor_user").order_by(
+    return StageTransition.objects.select_related(
+        "lead", "actor_eidolon", "actor_agent__eidolon", "actor_user"
+    ).order_by(
         "-created_at", "-id"
     )[:limit]
 
