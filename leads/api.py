@@ -197,12 +197,18 @@ class _LazyOut:
         return [LeadOut.build(lead, self.owners) for lead in self.qs[item]]
 
 
+def _visible_lead(actor, lead_id: UUID) -> Lead:
+    """The lead, scoped in the query to what ``actor`` may see; 404 otherwise (never 403: no leak)."""
+    lead = leads_visible_to(actor).filter(pk=lead_id).first()
+    if lead is None:
+        raise NotFound(f"Lead {lead_id} does not exist or is not one {actor.label} can see.")
+    return lead
+
+
 @router.get("/leads/{lead_id}", response={200: LeadDetailOut, **ERRORS},
             summary="A lead's status: stage, status, next action, history, artifacts, allowed moves")
 def lead_detail(request: HttpRequest, lead_id: UUID):
-    lead = leads_visible_to(request.auth).filter(pk=lead_id).first()
-    if lead is None:
-        raise NotFound(f"Lead {lead_id} does not exist or is not one {request.auth.label} can see.")
+    lead = _visible_lead(request.auth, lead_id)
     return LeadDetailOut(
         **LeadOut.build(lead).dict(),
         allowed_moves=stages.allowed_moves(stage=lead.stage, status=lead.status, actor=request.auth),
@@ -291,9 +297,7 @@ def artifact_add(
 @router.get("/leads/{lead_id}/artifacts", response={200: list[ArtifactOut], **ERRORS},
             summary="The lead's artifacts, all stages")
 def artifacts_list(request: HttpRequest, lead_id: UUID):
-    lead = leads_visible_to(request.auth).filter(pk=lead_id).first()
-    if lead is None:
-        raise NotFound(f"Lead {lead_id} does not exist or is not one {request.auth.label} can see.")
+    lead = _visible_lead(request.auth, lead_id)
     return [ArtifactOut.build(a) for a in lead_artifacts(lead=lead)]
 
 
