@@ -207,10 +207,7 @@ class ChecklistStepAdmin(admin.ModelAdmin):
                 refused.append(exc.message)
                 continue
             done.append(f"CT{row.container.vmid} {row.get_step_display()}")
-        if done:
-            self.message_user(request, f"{verb}: {', '.join(done)}", messages.SUCCESS)
-        for message in refused:
-            self.message_user(request, message, messages.ERROR)
+        _report(self, request, [f"{verb}: {', '.join(done)}"] if done else [], refused)
 
     @admin.action(description="Tick as done (manual steps)")
     def tick_steps(self, request, queryset):

@@ -171,6 +171,7 @@ def checklist_grid(*, host: ProxmoxHost | None = None, vmids: list[int] | None =
             unknown.append(drift)
         else:
             drifts.setdefault(drift.container_id, []).append(drift)
+    states_of = {pk: {name: row.state for name, row in rows_.items()} for pk, rows_ in by_container.items()}
     rows = []
     running = 0
     for step_name in STEP_ORDER:
@@ -180,9 +181,9 @@ def checklist_grid(*, host: ProxmoxHost | None = None, vmids: list[int] | None =
             if step is None:
                 cells.append(None)
                 continue
-            states = {k: v.state for k, v in by_container[container.pk].items()}
             running += step.state == "running"
-            cells.append(GridCell(step=step, ready=_ready(states, step_name), manual=step_name in MANUAL_STEPS))
+            cells.append(GridCell(step=step, ready=_ready(states_of[container.pk], step_name),
+                                  manual=step_name in MANUAL_STEPS))
         rows.append(GridRow(step=step_name, label=StepChoices(step_name).label, manual=step_name in MANUAL_STEPS,
                             cells=cells))
     return ChecklistGrid(containers=containers, rows=rows, running=running, drifts=drifts, unknown=unknown)

@@ -43,7 +43,7 @@ from .choices import (
     StepStateChoices,
 )
 from .models import ChecklistEvent, ChecklistStep, Container, Drift, ProxmoxHost, StepRun
-from .selectors import host_capacity
+from .selectors import _ready, host_capacity
 
 logger = logging.getLogger(__name__)
 
@@ -305,11 +305,7 @@ def step_run_start(
 
 def _ready_automated_steps(container: Container) -> list[str]:
     states = dict(ChecklistStep.objects.filter(container=container).values_list("step", "state"))
-    return [
-        s for s in AUTOMATED_STEPS
-        if states.get(s, StepStateChoices.PENDING) == StepStateChoices.PENDING
-        and all(states.get(p) in STEP_SATISFIED_STATES for p in STEP_PREREQUISITES[s])
-    ]
+    return [s for s in AUTOMATED_STEPS if _ready(states, s)]
 
 
 def container_provision(*, container: Container, actor: Actor) -> list[StepRun]:
@@ -329,13 +325,6 @@ def host_provision(*, host: ProxmoxHost, actor: Actor) -> list[StepRun]:
     """Provision all managed containers of a host at once (their steps overlap on the workers)."""
     runs = []
     for container in Container.objects.filter(host=host, managed=True).select_related("host"):
-        runs.extend(container_provision(container=container, actor=actor))
-    return runs
-
-
-def steps_provision_ready(*, containers: list[Container], actor: Actor) -> list[StepRun]:
-    runs = []
-    for container in containers:
         runs.extend(container_provision(container=container, actor=actor))
     return runs
 
@@ -588,7 +577,6 @@ def chains_resume(*, now=None, older_than: float = 60.0) -> int:
     container's last attempt was part of a chain, succeeded more than ``older_than`` seconds ago,
     nothing of it runs, and an automated step is ready. Returns how many steps were queued."""
     now = now or timezone.now()
-    from .selectors import _ready
 
     queued = 0
     latest_per_container: dict[int, StepRun] = {}
@@ -726,10 +714,6 @@ def drift_check(*, host: ProxmoxHost) -> DriftReport:
                 drift.save(update_fields=["resolved_at"])
                 report.resolved += 1
     return report
-
-
-def drift_check_all() -> list[DriftReport]:
-    return [drift_check(host=host) for host in ProxmoxHost.objects.all()]
 
 
 # --- Snapshots -------------------------------------------------------------------------------------

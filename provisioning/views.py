@@ -42,13 +42,17 @@ def _actor(request) -> services.Actor:
     return services.Actor.for_user(request.user, "page")
 
 
-def _grid_response(request, *, error: str = "", notice: str = "", poll: bool = False):
+def _grid_context() -> dict:
     grid = checklist_grid()
     busy = grid.busy or (grid.containers and provisioning_in_progress(containers=grid.containers))
-    context = {"grid": grid, "busy": busy, "error": error, "notice": notice,
-               "hosts": ProxmoxHost.objects.filter(containers__managed=True).distinct().order_by("name")}
+    hosts = ProxmoxHost.objects.filter(containers__managed=True).distinct().order_by("name")
+    return {"grid": grid, "busy": busy, "hosts": hosts}
+
+
+def _grid_response(request, *, error: str = "", notice: str = "", poll: bool = False):
+    context = {**_grid_context(), "error": error, "notice": notice}
     response = render(request, "provisioning/_grid.html", context)
-    if poll and not busy:
+    if poll and not context["busy"]:
         response.status_code = HTMX_STOP_POLLING
     return response
 
@@ -59,10 +63,7 @@ def grid(request):
     """The plan's grid (``?fragment=1`` or an HTMX poll: the grid alone)."""
     if request.htmx:
         return _grid_response(request, poll=request.GET.get("poll") == "1")
-    grid = checklist_grid()
-    busy = grid.busy or (grid.containers and provisioning_in_progress(containers=grid.containers))
-    hosts = ProxmoxHost.objects.filter(containers__managed=True).distinct().order_by("name")
-    return render(request, "provisioning/grid.html", {"grid": grid, "busy": busy, "hosts": hosts})
+    return render(request, "provisioning/grid.html", _grid_context())
 
 
 def _after_change(request, *, error: str = "", notice: str = "", container: Container | None = None, step=None):
