@@ -66,7 +66,7 @@ def _ensure(report: PlanLoadReport, model: type[models.Model], lookup: dict, val
     return instance
 
 
-def _agent_values(eidolon: Eidolon, kind: CliAgentKindChoices, *, core: bool) -> dict:
+def _agent_values(kind: CliAgentKindChoices, *, core: bool) -> dict:
     if core:
         # The core Orchestra's agents run in the sessions that exist today (claude_session, ...).
         return {
@@ -118,7 +118,7 @@ def max_plan_load() -> PlanLoadReport:
             {"name": name, "role": role, "stage": stage, "container": container, "mailbox": mailbox},
         )
         for kind in CliAgentKindChoices:
-            _ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, _agent_values(eidolon, kind, core=False))
+            _ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, _agent_values(kind, core=False))
 
     for spec in max_plan.CORE_EIDOLONS:
         vmid = spec["container_vmid"]
@@ -135,7 +135,7 @@ def max_plan_load() -> PlanLoadReport:
             },
         )
         for kind in CliAgentKindChoices:
-            _ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, _agent_values(eidolon, kind, core=True))
+            _ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, _agent_values(kind, core=True))
     return report
 
 
