@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from maxportal.exceptions import DomainError, NotAllowed, NotFound
@@ -578,18 +578,18 @@ def chains_resume(*, now=None, older_than: float = 60.0) -> int:
     nothing of it runs, and an automated step is ready. Returns how many steps were queued."""
     now = now or timezone.now()
 
+    cutoff = now - timedelta(seconds=older_than)
+    # Each container's last attempt (one query, however many attempts were ever made); a chain is
+    # stalled when that last attempt was a follow-on that succeeded before the cutoff. An attempt
+    # someone started by hand since is the last one, and is not a follow-on: not a chain any more.
+    last_attempt = StepRun.objects.filter(step__container_id=OuterRef("pk")).order_by("-started_at", "-id")
+    last_attempt_ids = Container.objects.annotate(last_id=Subquery(last_attempt.values("pk")[:1])).values("last_id")
+    stalled = StepRun.objects.filter(
+        pk__in=last_attempt_ids, follow_on=True, state=StepRunStateChoices.SUCCEEDED, finished_at__lte=cutoff
+    ).select_related("step")
     queued = 0
-    latest_per_container: dict[int, StepRun] = {}
-    for run in StepRun.objects.filter(follow_on=True).select_related("step").order_by("-started_at", "-id"):
-        latest_per_container.setdefault(run.step.container_id, run)
-    for container_id, run in latest_per_container.items():
-        if run.state != StepRunStateChoices.SUCCEEDED or not run.finished_at:
-            continue
-        if (now - run.finished_at).total_seconds() < older_than:
-            continue
-        last_any = StepRun.objects.filter(step__container_id=container_id).order_by("-started_at", "-id").first()
-        if last_any.pk != run.pk:
-            continue  # someone ran a step by hand since: not a chain any more
+    for run in stalled:
+        container_id = run.step.container_id
         states = dict(ChecklistStep.objects.filter(container_id=container_id).values_list("step", "state"))
         if not any(_ready(states, s) for s in AUTOMATED_STEPS):
             continue
