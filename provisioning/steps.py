@@ -59,7 +59,7 @@ def lxc_created(run: StepRun) -> Outcome:
         # A create whose answer was lost (timeout, killed worker) may have succeeded: look first.
         found = client.find_container(container.vmid)
         if found is not None:
-            return _adopt(run, container, found)
+            return _adopt(run, container, found, client)
         from .proxmox import ProxmoxContainerExists
 
         try:
@@ -71,7 +71,7 @@ def lxc_created(run: StepRun) -> Outcome:
                     f"Proxmox says CT{container.vmid} already exists on node {container.host.node}, but it is not "
                     "listed: check the node (a half-created or locked container?), then run the step again."
                 )
-            return _adopt(run, container, found)
+            return _adopt(run, container, found, client)
         run.phase = "wait_create"
         run.data["created"] = True
         return Outcome.wait()
@@ -94,7 +94,7 @@ def lxc_created(run: StepRun) -> Outcome:
     return Outcome.failed(f"Unknown phase {run.phase!r} of LXC Created.")
 
 
-def _adopt(run: StepRun, container: Container, found: dict) -> Outcome:
+def _adopt(run: StepRun, container: Container, found: dict, client) -> Outcome:
     hostname = _hostname_of(found)
     if hostname and hostname != container.hostname:
         return Outcome.failed(
@@ -108,7 +108,7 @@ def _adopt(run: StepRun, container: Container, found: dict) -> Outcome:
         + f"CT{container.vmid} '{hostname or container.hostname}' exists on {container.host.node}: adopted."
     )
     run.phase = "features"
-    return _root_features(run, container, _client(container))
+    return _root_features(run, container, client)
 
 
 def _root_features(run: StepRun, container: Container, client) -> Outcome:
@@ -122,8 +122,7 @@ def _root_features(run: StepRun, container: Container, client) -> Outcome:
 
 
 def _start(run: StepRun, container: Container, client) -> Outcome:
-    status = client.current_status(container.vmid)
-    state = status.get("status") if isinstance(status, dict) else str(status)
+    state = client.current_status(container.vmid).get("status")
     if state == "running":
         return _verify_running(run, container, client)
     run.upid = client.start(container.vmid)
@@ -132,8 +131,7 @@ def _start(run: StepRun, container: Container, client) -> Outcome:
 
 
 def _verify_running(run: StepRun, container: Container, client) -> Outcome:
-    status = client.current_status(container.vmid)
-    state = status.get("status") if isinstance(status, dict) else str(status)
+    state = client.current_status(container.vmid).get("status")
     if state != "running":
         return Outcome.failed(f"CT{container.vmid} was started but Proxmox reports it {state}.")
     config = client.get_config(container.vmid)
