@@ -30,9 +30,12 @@ def test_changelist_shows_owner_and_stays_within_a_query_budget(staff_client, ma
 @pytest.mark.parametrize("params", [{"stage__exact": "Scoping"}, {"status__exact": "escalated"}, {"owner": "clara"},
                                     {"source__exact": "website"}])
 def test_filters_by_stage_status_owner_and_source(staff_client, max_plan, params):
-    _lead()
+    match = _lead(status="escalated", company="Match")  # Scoping is Clara's stage
+    Lead.objects.filter(pk=match.pk).update(source="website")
+    _lead(stage="Closer", company="Other", email="o@other.example")
     response = staff_client.get(reverse("admin:leads_lead_changelist"), params)
     assert response.status_code == 200
+    assert [lead.company for lead in response.context["cl"].result_list] == ["Match"], params
 
 
 def test_owner_filter_selects_the_leads_of_that_eidolons_stage(staff_client, max_plan):
