@@ -11,27 +11,20 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
-from maxportal.auth import async_token_or_staff, db_sync_to_async, token_or_staff
-from maxportal.exceptions import Forbidden, NotFound
-from maxportal.idempotency import idempotent
+from maxportal.kernel.db import db_sync_to_async, release_connection
+from maxportal.kernel.errors import Forbidden, NotFound
+from maxportal.kernel.idempotency import idempotent
+from maxportal.kernel.schemas import ERRORS
 
 from . import inbox, selectors, services
+from .auth import async_token_or_staff, token_or_staff
 from .choices import SIGNAL_TYPES_AGENTS_SEND, CliAgentKindChoices, CliAgentStatusChoices, SignalTypeChoices
 from .models import CliAgent, Eidolon, Signal
 
 router = Router(tags=["agents"], auth=token_or_staff)
-
-
-class ErrorOut(Schema):
-    error: str
-    detail: str
-
-
-ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 
 
 class SignalOut(Schema):
@@ -130,11 +123,6 @@ def _claim(eidolon, agent, limit) -> list[SignalOut]:
     return [SignalOut.build(s, eidolon.slug) for s in services.signal_claim(eidolon=eidolon, agent=agent, limit=limit)]
 
 
-def _release_request_connection() -> None:
-    if not connection.in_atomic_block:
-        connection.close()
-
-
 @router.get("/signals", auth=async_token_or_staff, response={200: list[SignalOut], **ERRORS},
             summary="Read the inbox; with wait=N (up to 30 s), wait for a signal")
 async def signals_inbox(request: HttpRequest, q: Query[InboxQuery]):
@@ -160,7 +148,7 @@ async def signals_inbox(request: HttpRequest, q: Query[InboxQuery]):
             if not released:
                 # Whatever ran on the request's own thread (a session lookup, or everything when the
                 # pool is off) gives its connection back: a waiting poll holds none.
-                await sync_to_async(_release_request_connection)()
+                await sync_to_async(release_connection)()
                 released = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(

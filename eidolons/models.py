@@ -214,38 +214,3 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
-
-
-class IdempotencyRecord(models.Model):
-    """The first answer to a write sent with an Idempotency-Key, replayed for retries.
-
-    Written in the same transaction as the work, unique per token (or per user for sessions).
-    """
-
-    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
-    )
-    key = models.CharField(max_length=255)
-    method = models.CharField(max_length=10)
-    path = models.CharField(max_length=500)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    status_code = models.PositiveSmallIntegerField()
-    response = models.TextField(help_text="The JSON body exactly as first sent (replayed byte for byte).")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["token", "key"], condition=models.Q(token__isnull=False), name="idempotency_key_per_token"
-            ),
-            models.UniqueConstraint(
-                fields=["user", "key"], condition=models.Q(user__isnull=False), name="idempotency_key_per_user"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(token__isnull=False) | models.Q(user__isnull=False), name="idempotency_has_owner"
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.method} {self.path} key={self.key}"

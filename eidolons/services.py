@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from maxportal.exceptions import NotFound
+from maxportal.kernel.errors import NotFound
 from provisioning.models import Container, NetworkBridge, ProxmoxHost
 
 from . import inbox, max_plan
@@ -356,20 +356,3 @@ def agent_heartbeat(
     agent.full_clean()
     agent.save(update_fields=["last_heartbeat_at", "reported_version", "status"])
     return agent
-
-
-
-# --- Housekeeping ------------------------------------------------------------------------------
-
-
-def idempotency_records_purge(*, older_than: timedelta | None = None) -> int:
-    """Delete stored Idempotency-Key answers older than MAXPORTAL_IDEMPOTENCY_TTL_HOURS; returns how many.
-
-    Retries come within minutes; a key reused after the TTL is treated as a new request (Stripe keeps
-    keys 24 hours).
-    """
-    from .models import IdempotencyRecord
-
-    age = older_than or timedelta(hours=settings.MAXPORTAL_IDEMPOTENCY_TTL_HOURS)
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - age).delete()
-    return deleted

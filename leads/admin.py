@@ -8,8 +8,9 @@ from django.utils.html import format_html
 
 from eidolons.choices import PipelineStage
 from eidolons.models import Eidolon, Signal
-from maxportal.auth import Actor
-from maxportal.exceptions import DomainError
+from maxportal.kernel.actors import Actor
+from maxportal.kernel.admin import ReadOnlyInline
+from maxportal.kernel.errors import DomainError
 
 from . import services
 from .choices import LeadMoveChoices
@@ -37,18 +38,6 @@ class OwnerFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return leads_owned_by(queryset, slug=self.value()) if self.value() else queryset
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class StageTransitionInline(ReadOnlyInline):
@@ -114,7 +103,7 @@ class LeadAdmin(admin.ModelAdmin):
         return obj.owner_name or "—"
 
     def save_model(self, request, obj, form, change):
-        actor = Actor.for_user(request.user)
+        actor = Actor.for_user(request.user, "admin")
         if change:
             services.lead_update_details(lead_id=obj.pk, actor=actor, **{
                 name: form.cleaned_data[name] for name in form.changed_data if name in services.LEAD_DETAIL_FIELDS
@@ -131,7 +120,7 @@ class LeadAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
     def _move(self, request, queryset, move):
-        actor = Actor.for_user(request.user)
+        actor = Actor.for_user(request.user, "admin")
         reason = request.POST.get("reason", "")
         to_stage = request.POST.get("to_stage") or None
         done, refused = 0, []

@@ -10,10 +10,11 @@ from ninja import Field, File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import LimitOffsetPagination, paginate
 
+from eidolons.auth import token_or_staff
 from eidolons.choices import CliAgentKindChoices, PipelineStage
-from maxportal.auth import token_or_staff
-from maxportal.exceptions import NotFound
-from maxportal.idempotency import idempotent
+from maxportal.kernel.errors import NotFound
+from maxportal.kernel.idempotency import idempotent
+from maxportal.kernel.schemas import ERRORS, ConflictOut, ErrorOut
 
 from . import services, stages
 from .choices import LeadMoveChoices, LeadSourceChoices, LeadStatusChoices
@@ -21,17 +22,6 @@ from .models import Lead, StageArtifact, StageTransition
 from .selectors import lead_artifacts, lead_history, lead_list, leads_visible_to, stage_owners
 
 router = Router(tags=["leads"], auth=token_or_staff)
-
-
-class ErrorOut(Schema):
-    error: str
-    detail: str
-
-
-class ConflictOut(ErrorOut):
-    stage: str
-    status: str
-    allowed_moves: list[str]
 
 
 class LeadIn(Schema):
@@ -154,7 +144,6 @@ class StaffMoveIn(Schema):
     to_stage: PipelineStage | None = Field(None, description="For reassign: the stage to move the lead to.")
 
 
-ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 MOVE_RESPONSES = {200: MoveOut, 409: ConflictOut, **ERRORS}
 
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from eidolons.models import CliAgent, Eidolon
 from eidolons.services import json_size_check, signal_send
-from maxportal.exceptions import DomainError, Forbidden, NotAllowed, NotFound
+from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
 
 from . import stages
 from .choices import LEAD_CLOSED_STATUSES, LeadMoveChoices, LeadSourceChoices, StageArtifactKindChoices
@@ -40,8 +40,9 @@ FREE_MAIL_DOMAINS = frozenset(
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 
 
-class NoStageOwner(DomainError):
-    status = 409
+class NoStageOwner(NotAllowed):
+    """The next stage has no Eidolon to take the lead: a conflict with the pipeline's set-up."""
+
     code = "no_stage_owner"
 
 

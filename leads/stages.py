@@ -16,7 +16,7 @@ from enum import Enum
 from django.core.exceptions import ValidationError
 
 from eidolons.choices import PIPELINE_ORDER, PipelineStage, SignalTypeChoices, next_stage
-from maxportal.exceptions import NotAllowed
+from maxportal.kernel.errors import NotAllowed
 
 from .choices import LEAD_OPEN_STATUSES, LeadMoveChoices, LeadStatusChoices
 

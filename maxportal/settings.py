@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "ninja",
     "maxportal",
+    "maxportal.kernel",
     "eidolons",
     "leads",
     "provisioning",
@@ -297,9 +298,12 @@ CELERY_BEAT_SCHEDULE = {
 MAXPORTAL_INBOX_THREAD_POOL = env.bool("MAXPORTAL_INBOX_THREAD_POOL", default=True)
 # Idempotency-Key answers are kept this long (Stripe: 24 h); an hourly beat job forgets older ones.
 MAXPORTAL_IDEMPOTENCY_TTL_HOURS = env.int("MAXPORTAL_IDEMPOTENCY_TTL_HOURS", default=24)
+# The API root's one mapping of domain errors to (HTTP status, body); the kernel's idempotency
+# stores refusals rendered by it, byte for byte what the API answers.
+MAXPORTAL_API_ERROR_RENDERER = "maxportal.api.error_status_and_body"
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "eidolons-idempotency-purge": {"task": "eidolons.idempotency_purge", "schedule": 3600.0},
+    "kernel-idempotency-purge": {"task": "kernel.idempotency_purge", "schedule": 3600.0},
 }
 # SQLite (the laptop default): the threaded worker, beat and the web server write to one file at
 # once; a transaction that reads then writes would fail at once with "database is locked" when it

@@ -9,7 +9,7 @@ from eidolons.selectors import eidolon_overview
 from provisioning.models import ProxmoxHost
 from provisioning.selectors import host_capacity
 
-from .health import check_broker, check_database
+from .kernel.health import check_broker, check_database
 
 
 @require_GET

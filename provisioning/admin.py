@@ -3,7 +3,7 @@ from django.db import models
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
-from maxportal.exceptions import DomainError
+from maxportal.kernel.errors import DomainError
 
 from . import services
 from .models import ChecklistEvent, ChecklistStep, Container, Drift, NetworkBridge, ProxmoxHost, StepRun

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 import paramiko
 from django.conf import settings
 
-from maxportal.exceptions import DomainError
+from maxportal.kernel.errors import DomainError
 
 from .choices import ExecutorChoices, RootChannelChoices
 from .models import ProxmoxHost
@@ -55,13 +55,11 @@ class ExecutorError(DomainError):
     ``transient`` says whether trying again later may help (connection refused, timeouts).
     """
 
-    status = 502
     code = "executor_error"
     transient = False
 
 
 class ExecutorConfigError(ExecutorError):
-    status = 400
     code = "executor_config_error"
 
 

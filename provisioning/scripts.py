@@ -27,7 +27,7 @@ from django.conf import settings
 from django.template import Context, Engine
 
 from eidolons.choices import CLI_AGENT_NPM_PACKAGES, CliAgentKindChoices
-from maxportal.exceptions import DomainError
+from maxportal.kernel.errors import DomainError
 
 from .models import Container
 
@@ -37,7 +37,6 @@ Target = Literal["container", "node"]
 class ScriptRenderError(DomainError):
     """A script cannot be rendered for this container (missing Eidolon, unsafe value, ...)."""
 
-    status = 400
     code = "script_render_error"
 
 

@@ -22,7 +22,8 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from maxportal.exceptions import DomainError, NotAllowed, NotFound
+from maxportal.kernel.actors import ENGINE, REAPER, Actor
+from maxportal.kernel.errors import DomainError, NotAllowed, NotFound, ReasonRequired
 
 from .choices import (
     AUTOMATED_STEPS,
@@ -53,26 +54,6 @@ TAIL_CHARS = 4000
 def _tail(text: str | None, limit: int = TAIL_CHARS) -> str:
     text = text or ""
     return text[-limit:]
-
-
-# --- Who made a change ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who changes the checklist: a user (page, admin, command ``--by``) or the engine itself."""
-
-    user: object | None
-    label: str
-
-    @classmethod
-    def for_user(cls, user, via: str = "") -> Actor:
-        name = user.get_username()
-        return cls(user=user, label=f"{name} ({via})" if via else name)
-
-
-ENGINE = Actor(user=None, label="celery worker")
-REAPER = Actor(user=None, label="reaper (time limit)")
 
 
 # --- The checklist rows ---------------------------------------------------------------------------
@@ -138,10 +119,9 @@ def _move(
         )
     reason = (reason or "").strip()
     if (from_state, to_state) in STEP_MOVES_NEEDING_REASON and not reason:
-        raise DomainError(
+        raise ReasonRequired(
             f"Moving {_label(row.step)} of CT{row.container.vmid} from {from_state} to {to_state} needs a "
-            f"reason: say why (e.g. --reason 'mailbox was deleted').",
-            field="reason",
+            f"reason: say why (e.g. --reason 'mailbox was deleted')."
         )
     now = timezone.now()
     values = {"state": to_state, "changed_at": now, "actor": actor.user, "actor_label": actor.label, **fields}
@@ -507,8 +487,8 @@ def _apply_outcome(run: StepRun, outcome: Outcome) -> AdvanceResult:
         "blocked": (StepRunStateChoices.BLOCKED, StepStateChoices.BLOCKED),
     }[outcome.kind]
     row = run.step
-    actor = Actor(user=run.started_by, label=f"celery worker (run by {run.started_by_label})"
-                  if run.started_by_label else ENGINE.label)
+    actor = Actor.for_system(f"celery worker (run by {run.started_by_label})"
+                             if run.started_by_label else ENGINE.label, user=run.started_by)
     with transaction.atomic():
         finished = StepRun.objects.filter(pk=run.pk, state=StepRunStateChoices.RUNNING).update(
             state=run_state, finished_at=timezone.now(), phase=run.phase, upid=run.upid, data=run.data,
@@ -542,7 +522,7 @@ def container_follow_on(*, container_id: int, user_id: int | None, label: str) -
     if container is None:
         return []  # deleted meanwhile: nothing to continue
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    return container_provision(container=container, actor=Actor(user=user, label=label or ENGINE.label))
+    return container_provision(container=container, actor=Actor.for_system(label or ENGINE.label, user=user))
 
 
 # --- The reaper -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from maxportal.exceptions import DomainError
+from maxportal.kernel.errors import DomainError
 
 from . import services
 from .choices import MANUAL_STEPS, STEP_ORDER, STEP_STARTABLE_STATES, StepChoices

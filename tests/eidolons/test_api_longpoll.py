@@ -24,7 +24,7 @@ from eidolons import inbox
 from eidolons.models import Eidolon
 from eidolons.services import api_token_issue, max_plan_load, signal_send
 from leads.services import lead_handoff, lead_ingest
-from maxportal.auth import Actor
+from maxportal.kernel.actors import Actor
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -11,7 +11,7 @@ from eidolons.choices import SignalTypeChoices
 from eidolons.models import Eidolon, Signal
 from eidolons.selectors import inbox_pending
 from eidolons.services import signal_acknowledge, signal_claim, signal_mirror_write, signal_send
-from maxportal.exceptions import NotFound
+from maxportal.kernel.errors import NotFound
 
 
 @pytest.fixture

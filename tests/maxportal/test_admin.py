@@ -37,7 +37,7 @@ def pipeline_rows(max_plan, staff_user):
     from eidolons.models import Eidolon
     from eidolons.services import api_token_issue
     from leads.services import lead_handoff, lead_ingest
-    from maxportal.auth import Actor
+    from maxportal.kernel.actors import Actor
     from provisioning import services as provisioning_services
     from provisioning.models import Container, Drift
 

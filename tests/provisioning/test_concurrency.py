@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from maxportal.exceptions import NotAllowed
+from maxportal.kernel.errors import NotAllowed
 from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
 from provisioning.services import ENGINE, checklist_ensure_all, step_run_start, step_tick
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from maxportal.exceptions import DomainError, NotAllowed
+from maxportal.kernel.errors import DomainError, NotAllowed
 from provisioning.choices import STEP_ORDER, STEP_PREREQUISITES, STEP_TRANSITIONS, StepStateChoices
 from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
 from provisioning.services import (

@@ -10,7 +10,7 @@ Every change goes through the same services as the page and the admin, and lands
 
 from django.core.management.base import BaseCommand, CommandError
 
-from maxportal.exceptions import DomainError
+from maxportal.kernel.errors import DomainError
 from provisioning.choices import STEP_ORDER, StepChoices
 from provisioning.models import ChecklistEvent
 from provisioning.selectors import checklist_grid

@@ -34,7 +34,7 @@ def grid_text(grid) -> str:
 
 def resolve_actor(username: str | None, via: str) -> Actor:
     if not username:
-        return Actor(user=None, label=via)
+        return Actor.for_system(via)
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
         raise CommandError(

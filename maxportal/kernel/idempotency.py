@@ -8,24 +8,37 @@ the same key at once: one commits, the other's transaction (work included) rolls
 unique constraint and it answers with the first one's stored response.
 
 Answers to requests that failed validation are not stored (nothing ran); domain refusals (403,
-404, 409) are, like Stripe.
+404, 409) are, like Stripe. They are rendered by the API root's one error mapping, named by the
+setting MAXPORTAL_API_ERROR_RENDERER (as DRF names its EXCEPTION_HANDLER), so the stored body is
+byte for byte what the API answers without a key.
 """
 
 import hashlib
 import json
-from functools import wraps
+from datetime import timedelta
+from functools import cache, wraps
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.module_loading import import_string
 from ninja import Status
 from pydantic import BaseModel
 
-from .exceptions import DomainError
+from .errors import DomainError, RateLimited
+from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+
+
+@cache
+def _error_renderer():
+    """``(exc) -> (status, body)`` of the API root (see the module docstring)."""
+    return import_string(settings.MAXPORTAL_API_ERROR_RENDERER)
 
 
 def _canonical(value):
@@ -55,14 +68,18 @@ def _render(result) -> tuple[int, object]:
     return 200, _canonical(result)
 
 
-def _error(status: int, code: str, detail: str, **extra) -> JsonResponse:
-    return JsonResponse({"error": code, "detail": detail, **extra}, status=status)
+def _error(status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
+def owner_of(actor) -> str:
+    """The record's owner: the token for an Eidolon, the user for a staff session."""
+    return f"token:{actor.token.pk}" if actor.token is not None else f"user:{actor.user.pk}"
 
 
 def idempotent(view):
     """Decorate a django-ninja write handler (below the ``@router.post``). Handlers return
     ``Status(code, schema instance or dict)`` or a schema instance."""
-    from eidolons.models import IdempotencyRecord
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
@@ -72,28 +89,27 @@ def idempotent(view):
         if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             return _error(422, "invalid_idempotency_key",
                           f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters, e.g. a UUID.")
-        actor = request.auth
-        owner = {"token": actor.token} if actor.token is not None else {"user": actor.user}
+        owner = owner_of(request.auth)
         fp = fingerprint(request, kwargs)
         try:
             with transaction.atomic():
-                record = IdempotencyRecord.objects.select_for_update().filter(key=key, **owner).first()
+                record = IdempotencyRecord.objects.select_for_update().filter(key=key, owner=owner).first()
                 if record is not None:
                     return _replay(record, fp, request)
                 try:
                     status, body = _render(view(request, *args, **kwargs))
+                except RateLimited:
+                    raise  # not an answer to this request: a retry later must run it
                 except DomainError as exc:
-                    status, body = exc.status, {"error": exc.code, "detail": exc.message, **exc.details}
-                    if exc.status == 429:
-                        raise
+                    status, body = _error_renderer()(exc)
                 content = json.dumps(body, cls=DjangoJSONEncoder)
                 IdempotencyRecord.objects.create(
-                    key=key, method=request.method, path=request.path[:500], fingerprint=fp,
-                    status_code=status, response=content, **owner,
+                    key=key, owner=owner, method=request.method, path=request.path[:500], fingerprint=fp,
+                    status_code=status, response=content,
                 )
         except IntegrityError:
             # The same key won a race a moment ago (our work is rolled back): answer as it did.
-            record = IdempotencyRecord.objects.filter(key=key, **owner).first()
+            record = IdempotencyRecord.objects.filter(key=key, owner=owner).first()
             if record is None:
                 raise
             return _replay(record, fp, request)
@@ -112,3 +128,14 @@ def _replay(record, fp: str, request) -> HttpResponse:
     response = HttpResponse(record.response, status=record.status_code, content_type="application/json")
     response["Idempotent-Replayed"] = "true"
     return response
+
+
+def idempotency_records_purge(*, older_than: timedelta | None = None) -> int:
+    """Delete stored answers older than MAXPORTAL_IDEMPOTENCY_TTL_HOURS; returns how many.
+
+    Retries come within minutes; a key reused after the TTL is treated as a new request (Stripe keeps
+    keys 24 hours).
+    """
+    age = older_than or timedelta(hours=settings.MAXPORTAL_IDEMPOTENCY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - age).delete()
+    return deleted
