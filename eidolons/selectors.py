@@ -92,3 +92,8 @@ def agents_health(*, now=None) -> list[tuple[Eidolon, list[AgentHealth]]]:
         )
         for e in eidolons
     ]
+
+
+def agents_of(*, eidolon: Eidolon) -> QuerySet[CliAgent]:
+    """``eidolon``'s CLI agents in kind order: the one lookup of them for scripts and checklist steps."""
+    return CliAgent.objects.filter(eidolon=eidolon).order_by("kind")
