@@ -264,7 +264,7 @@ MAXPORTAL_PVE_SECRETS_DIR = env.path("MAXPORTAL_PVE_SECRETS_DIR", default=VAR_DI
 # Dotted path of the callable running `pct set` as root over SSH (root_channel=ssh):
 # runner(host, vmid, **params) -> ExecResult (exit_code, output_tail, timed_out).
 MAXPORTAL_PVE_SSH_ROOT_RUNNER = env.str(
-    "MAXPORTAL_PVE_SSH_ROOT_RUNNER", default="provisioning.executors.pct_set_as_root"
+    "MAXPORTAL_PVE_SSH_ROOT_RUNNER", default="provisioning.integrations.executors.factory.pct_set_as_root"
 )
 # The local Proxmox (manage.py local_proxmox): loopback port, and real seconds per Proxmox second
 # (1: a create takes about 5 s, so progress is visible; 0: tasks end before the request returns).

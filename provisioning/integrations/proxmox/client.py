@@ -6,8 +6,8 @@ What this module keeps true:
   timeouts, HTTP 5xx and 595/596 are retried a bounded number of times with exponential backoff;
   4xx never are, nor are the 500s Proxmox uses for definite answers ("CT 201 already exists",
   "does not exist", "only root", "already running"), nor a failed TLS verification.
-- **Errors say what happened**: every failure is a ``ProxmoxError`` subclass carrying Proxmox's own
-  message and HTTP status, and for tasks the UPID, the exit status and the log tail.
+- **Errors say what happened**: every failure is a ``ProxmoxError`` subclass (``errors.py``)
+  carrying Proxmox's own message and HTTP status, and for tasks the UPID, the exit status and the log tail.
 - **Tasks are never waited for inside a call**: every call that starts a task returns its UPID;
   ``task_status`` is one non-blocking read, ``wait_task`` a bounded poll for short waits and the CLI.
   ``OK`` and ``WARNINGS: N`` are success, anything else is the task's error.
@@ -15,12 +15,12 @@ What this module keeps true:
   Proxmox refuses it ``features`` other than nesting (``keyctl=1``) and bind mounts (``mp0`` with a
   host path). Those go through the host's root channel: a ticket login as root@pam (password from
   ``host.root_password_env``) or ``pct set`` as root over SSH (a runner the SSH executor provides).
-  Without a channel, ``ProxmoxRootRequired`` names the checklist steps that need it and how to set it.
+  Without a channel, ``ProxmoxRootRequired`` names the parameters that need it and how to set one.
 
 Decision on ``keyctl``: ``create_container`` creates with the token and only ``nesting=1`` (all a
 token may set), so the create works on every host; the caller then applies ``root_features(container)``
 with ``set_config`` once the create task ended OK (through the root channel, or
-``ProxmoxRootRequired`` naming the "LXC created" step). Doing it in the create call itself would
+``ProxmoxRootRequired``). Doing it in the create call itself would
 tie the whole create to the root channel and, over SSH, lose the UPID to follow.
 """
 
@@ -43,134 +43,27 @@ from django.utils.module_loading import import_string
 from proxmoxer import ProxmoxAPI, ResourceException
 from proxmoxer.core import AuthenticationError
 
+from ..executors.errors import ExecutorConnectionError, ExecutorError
+from . import params as pve_params
+from .errors import (
+    ROOT_CHANNEL_HELP,
+    ProxmoxError,
+    ProxmoxNotFound,
+    ProxmoxPermissionDenied,
+    ProxmoxRootRequired,
+    ProxmoxSnapshotUnavailable,
+    ProxmoxUnavailable,
+    classify,
+)
+from .params import MOUNT_SLOT_RE
+from .tasks import TaskStatus, task_failure, task_node, task_succeeded
+
 if TYPE_CHECKING:
-    from .models import Container, ProxmoxHost
+    from provisioning.models import Container, ProxmoxHost
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ROOT_ONLY_STEPS",
-    "ProxmoxClient",
-    "ProxmoxContainerExists",
-    "ProxmoxError",
-    "ProxmoxNotFound",
-    "ProxmoxPermissionDenied",
-    "ProxmoxRootRequired",
-    "ProxmoxSnapshotUnavailable",
-    "ProxmoxTaskFailed",
-    "ProxmoxUnavailable",
-    "RetryPolicy",
-    "TaskStatus",
-    "read_named_secret",
-    "task_succeeded",
-]
-
-# The checklist steps that need root@pam on Proxmox, and what for (the plan's phases 2 and 6).
-ROOT_ONLY_STEPS = {
-    "LXC created": "features keyctl=1",
-    "Signal dir": "the bind mount mp0 of the shared signal folder",
-}
-ROOT_CHANNEL_HELP = (
-    "Set the host's root channel: 'ticket' (root@pam password in the environment variable named by "
-    "root_password_env) or 'ssh' (pct set as root over SSH with the host's ssh_* settings)."
-)
-
-UPID_RE = re.compile(r"^UPID:(?P<node>[a-zA-Z0-9][a-zA-Z0-9.-]*):[0-9A-Fa-f]{8,}:[0-9A-Fa-f]{8,}:"
-                     r"[0-9A-Fa-f]{8,}:(?P<type>[^:]*):(?P<id>[^:]*):(?P<user>[^:]+):$")
-WARNINGS_RE = re.compile(r"^WARNINGS: \d+$")
-EXISTS_RE = re.compile(r"\b(?P<kind>CT|VM) (?P<vmid>\d+) already exists on node '(?P<node>[^']*)'")
-MOUNT_SLOT_RE = re.compile(r"^mp\d+$")
-# 500s that are Proxmox's definite answer, not a passing fault: retrying cannot change them.
-DEFINITE_500 = re.compile(
-    r"already exists|does not exist|only root|only allowed for root|already running|not running"
-    r"|unable to parse worker upid|no such task|unable to destroy|reserved name|protection mode"
-    r"|no options specified|unable to (delete|modify) (required|read-only)|detected modified configuration"
-    r"|checksum mismatch|storage '[^']*' does not",
-    re.IGNORECASE,
-)
-# The container or task is not there (Proxmox answers 500, or 400 for a task, instead of 404).
-NOT_FOUND_RE = re.compile(
-    r"Configuration file '[^']*' does not exist|unable to parse worker upid|no such task", re.IGNORECASE
-)
-ROOT_MESSAGE_RE = re.compile(r"root@pam|only root", re.IGNORECASE)
-# Proxmox returns 595/596 (AnyEvent::HTTP) when it cannot reach the node it proxies to.
-UNAVAILABLE_STATUSES = {595, 596, 597, 598, 599}
-
-
-# ----------------------------------------------------------------------------------- errors
-
-
-class ProxmoxError(Exception):
-    """A Proxmox call failed. ``message`` is what to show; Proxmox's own words are kept in it."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, upid: str | None = None,
-                 log_tail: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.upid = upid
-        self.log_tail = log_tail
-
-
-class ProxmoxUnavailable(ProxmoxError):
-    """Proxmox could not be reached or answered 5xx/595/596 on every attempt, or a wait timed out."""
-
-
-class ProxmoxPermissionDenied(ProxmoxError):
-    """Proxmox refused the credentials or the action (401/403, or a root-only 500)."""
-
-    def __init__(self, message: str, *, needs_root: bool = False, **kwargs):
-        super().__init__(message, **kwargs)
-        self.needs_root = needs_root
-
-
-class ProxmoxContainerExists(ProxmoxError):
-    """The create failed because the vmid is taken (HTTP 500 "CT N already exists on node 'X'")."""
-
-    def __init__(self, message: str, *, vmid: int, kind: str = "CT", node: str = "", **kwargs):
-        super().__init__(message, **kwargs)
-        self.vmid = vmid
-        self.kind = kind
-        self.node = node
-
-
-class ProxmoxNotFound(ProxmoxError):
-    """The container (or task) does not exist on the node."""
-
-
-class ProxmoxTaskFailed(ProxmoxError):
-    """A task ended with an exit status other than OK / WARNINGS: N."""
-
-    def __init__(self, message: str, *, exitstatus: str | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        self.exitstatus = exitstatus
-
-
-class ProxmoxRootRequired(ProxmoxError):
-    """The change needs root@pam and the host has no root channel configured."""
-
-    def __init__(self, message: str, *, steps: list[str] | None = None, params: list[str] | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        self.steps = steps or []
-        self.params = params or []
-
-
-class ProxmoxSnapshotUnavailable(ProxmoxError):
-    """A snapshot was refused before asking Proxmox: the container has a bind mount."""
-
-
-# ----------------------------------------------------------------------------- small types
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """One reading of a Proxmox task. ``ok`` is None while it runs."""
-
-    upid: str
-    running: bool
-    ok: bool | None
-    exitstatus: str | None
-    log_tail: str = ""
+__all__ = ["ProxmoxClient", "ProxmoxNotFound", "RetryPolicy", "read_named_secret"]
 
 
 @dataclass(frozen=True)
@@ -194,11 +87,6 @@ class RetryPolicy:
         return min(self.max_delay, self.base_delay * (2 ** (failed_attempt - 1)))
 
 
-def task_succeeded(exitstatus: str | None) -> bool:
-    """Proxmox's rule: OK and "WARNINGS: N" are success, anything else is the error text."""
-    return exitstatus == "OK" or bool(exitstatus and WARNINGS_RE.match(exitstatus))
-
-
 def read_named_secret(name: str) -> str | None:
     """The secret in the environment variable ``name``, else in the file ``name`` under
     MAXPORTAL_PVE_SECRETS_DIR (how the local Proxmox hands over its root password), else None."""
@@ -214,7 +102,12 @@ def read_named_secret(name: str) -> str | None:
 
 
 # runner(host, vmid, **params) -> ExecResult (exit_code, output_tail, timed_out): `pct set` as root
-# on the node over SSH. The default is provisioning.executors.pct_set_as_root.
+# on the node over SSH. The default is integrations.executors.factory.pct_set_as_root.
+RootCommandRunner = Callable[..., object]
+
+
+# runner(host, vmid, **params) -> ExecResult (exit_code, output_tail, timed_out): `pct set` as root
+# on the node over SSH. The default is provisioning.integrations.executors.factory.pct_set_as_root.
 RootCommandRunner = Callable[..., object]
 
 
@@ -312,7 +205,6 @@ class ProxmoxClient:
                 raise ProxmoxRootRequired(
                     f"Host {host.name}: root_channel is 'ticket' but no root@pam password was found ({where}). "
                     + ROOT_CHANNEL_HELP,
-                    steps=list(ROOT_ONLY_STEPS),
                 )
 
             # Called inside _call's retry loop: connection errors and 5xx of the login are retried there.
@@ -343,7 +235,7 @@ class ProxmoxClient:
             except ProxmoxUnavailable as exc:  # raised by fn itself (a root@pam login that got 5xx)
                 error = exc
             except ResourceException as exc:
-                error = self._classify(what, exc)
+                error = classify(what, exc, token_id=self.host.token_id)
             except requests.exceptions.SSLError as exc:
                 # A certificate that does not verify is a configuration error: retrying cannot fix it.
                 raise ProxmoxUnavailable(
@@ -367,40 +259,6 @@ class ProxmoxClient:
             status_code=last.status_code,
         )
 
-    def _classify(self, what: str, exc: ResourceException) -> ProxmoxError:
-        status = exc.status_code
-        text = str(exc.content or exc.status_message or "").strip()
-        errors = exc.errors
-        if isinstance(errors, dict) and isinstance(errors.get("errors"), bytes):
-            errors = None  # not JSON (a proxy's HTML page): the status line says enough
-        if errors:
-            text = f"{text} {errors}".strip()
-        message = f"{what}: {text} (HTTP {status})"
-        if status in UNAVAILABLE_STATUSES:
-            return ProxmoxUnavailable(message, status_code=status)
-        found = EXISTS_RE.search(text)
-        if found:
-            return ProxmoxContainerExists(message, status_code=status, vmid=int(found["vmid"]),
-                                          kind=found["kind"], node=found["node"])
-        if status == 403 or (status == 500 and re.search(r"only root can", text, re.IGNORECASE)):
-            needs_root = bool(ROOT_MESSAGE_RE.search(text))
-            hint = (
-                f" An API token is never root@pam: this needs the host's root channel. {ROOT_CHANNEL_HELP}"
-                if needs_root
-                else f" Grant the token ({self.host.token_id}) the privilege named above."
-            )
-            return ProxmoxPermissionDenied(message + hint, status_code=status, needs_root=needs_root)
-        if status == 401:
-            return ProxmoxPermissionDenied(
-                message + f" Check the API token {self.host.token_id} and its secret.", status_code=status
-            )
-        if status == 404 or (status in (400, 500) and NOT_FOUND_RE.search(text)):
-            return ProxmoxNotFound(message, status_code=status)
-        # 501 (not implemented) is as definite as a 4xx.
-        if status >= 500 and status != 501 and not DEFINITE_500.search(text):
-            return ProxmoxUnavailable(message, status_code=status)
-        return ProxmoxError(message, status_code=status)
-
     def _call(self, method: str, path: str, *, root: bool = False, **params):
         """One API call (``path`` under /api2/json) with the retry policy; returns Proxmox's ``data``."""
         what = f"{method} {path}"
@@ -423,37 +281,9 @@ class ProxmoxClient:
 
     # ------------------------------------------------------------------------- containers
 
-    @staticmethod
-    def create_params(container: Container) -> dict:
-        """The POST /nodes/{node}/lxc parameters of a container record, as a token may send them."""
-        params = {
-            "vmid": container.vmid,
-            "ostemplate": container.ostemplate,
-            "hostname": container.hostname,
-            "cores": container.cores,
-            "memory": container.memory_mb,
-            "swap": container.swap_mb,
-            "rootfs": f"{container.storage}:{container.rootfs_gb}",
-            "unprivileged": 1 if container.unprivileged else 0,
-            "start": 0,
-        }
-        if container.storage:
-            params["storage"] = container.storage
-        net0 = net0_of(container)
-        if net0:
-            params["net0"] = net0
-        if container.feature_nesting:
-            # The only feature flag a token may set; keyctl follows through the root channel.
-            params["features"] = "nesting=1"
-        return params
-
-    @staticmethod
-    def root_features(container: Container) -> dict:
-        """The config a token cannot set at create: ``{"features": "nesting=1,keyctl=1"}`` or {}."""
-        if not container.feature_keyctl:
-            return {}
-        flags = (["nesting=1"] if container.feature_nesting else []) + ["keyctl=1"]
-        return {"features": ",".join(flags)}
+    # The record as parameters (params.py); on the client too, as callers build calls from it.
+    create_params = staticmethod(pve_params.create_params)
+    root_features = staticmethod(pve_params.root_features)
 
     def create_container(self, container: Container) -> str:
         """Start the create task (POST /nodes/{node}/lxc, start=0) as the token; returns its UPID.
@@ -513,21 +343,8 @@ class ProxmoxClient:
     # ----------------------------------------------------------------------------- config
 
     def root_params(self, vmid: int, params: dict) -> list[str]:
-        """The parameters a token cannot set (and root@pam can): feature flags other than nesting
-        that change, mount points with a host path (bind or device), devN, hookscript, raw lxc keys."""
-        needed = []
-        for key, value in params.items():
-            if key == "features":
-                current = _flags(self.get_config(vmid).get("features", ""))
-                wanted = _flags(value)
-                changed = {k for k in set(current) | set(wanted) if current.get(k) != wanted.get(k)}
-                if changed - {"nesting"}:
-                    needed.append(key)
-            elif (MOUNT_SLOT_RE.match(key) and str(value).split(",")[0].startswith("/")) or (
-                re.fullmatch(r"dev\d+", key) or key == "hookscript" or key.startswith("lxc")
-            ):
-                needed.append(key)
-        return needed
+        """The parameters of ``params`` only root@pam may set on CT ``vmid`` (see params.root_only_params)."""
+        return pve_params.root_only_params(params, lambda: self.get_config(vmid).get("features", ""))
 
     def set_config(self, vmid: int, **params) -> None:
         """PUT .../config (synchronous). Parameters that need root@pam send the whole change through
@@ -544,19 +361,15 @@ class ProxmoxClient:
         elif channel == "ssh":
             self._pct_set(vmid, params)
         else:
-            steps = [s for s, why in ROOT_ONLY_STEPS.items()
-                     if ("keyctl" in why and "features" in needs_root)
-                     or ("mp0" in why and any(MOUNT_SLOT_RE.match(k) for k in needs_root))] or list(ROOT_ONLY_STEPS)
             raise ProxmoxRootRequired(
                 f"CT{vmid}: setting {', '.join(f'{k}={params[k]}' for k in needs_root)} needs root@pam, which an API "
-                f"token never is, and host {self.host.name} has no root channel. Steps that need it: "
-                f"{'; '.join(f'{s} ({ROOT_ONLY_STEPS[s]})' for s in steps)}. {ROOT_CHANNEL_HELP}",
-                steps=steps, params=needs_root, status_code=403,
+                f"token never is, and host {self.host.name} has no root channel. {ROOT_CHANNEL_HELP}",
+                params=needs_root, status_code=403,
             )
 
     def _pct_set(self, vmid: int, params: dict) -> None:
         """The SSH root channel: ``pct set`` as root on the node, run by the SSH executor's runner
-        (``provisioning.executors.pct_set_as_root`` unless MAXPORTAL_PVE_SSH_ROOT_RUNNER names another)."""
+        (``integrations.executors.factory.pct_set_as_root`` unless MAXPORTAL_PVE_SSH_ROOT_RUNNER names another)."""
         runner = self._ssh_runner
         if runner is None and settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER:
             runner = import_string(settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER)
@@ -564,10 +377,8 @@ class ProxmoxClient:
             raise ProxmoxRootRequired(
                 f"Host {self.host.name}: root_channel is 'ssh' but no SSH runner is configured "
                 "(settings.MAXPORTAL_PVE_SSH_ROOT_RUNNER names the callable that runs pct set as root on the node).",
-                steps=list(ROOT_ONLY_STEPS), params=list(params),
+                params=list(params),
             )
-        from .executors import ExecutorConnectionError, ExecutorError
-
         command = f"pct set {int(vmid)} " + " ".join(f"-{k} {shlex.quote(str(v))}" for k, v in params.items())
         try:
             result = runner(self.host, int(vmid), **params)
@@ -662,23 +473,16 @@ class ProxmoxClient:
 
     # ------------------------------------------------------------------------------ tasks
 
-    @staticmethod
-    def _task_node(upid: str) -> str:
-        found = UPID_RE.match(upid or "")
-        if not found:
-            raise ProxmoxError(f"{upid!r} is not a Proxmox task id (UPID:node:pid:pstart:starttime:type:id:user:).")
-        return found["node"]
-
     def task_log_tail(self, upid: str, lines: int | None = None) -> str:
         lines = settings.MAXPORTAL_PVE_LOG_TAIL_LINES if lines is None else lines
-        node = self._task_node(upid)
+        node = task_node(upid)
         # The API pages from the start and proxmoxer drops the total: read a generous page, keep the end.
         entries = self._call("GET", f"nodes/{node}/tasks/{upid}/log", start=0, limit=5000) or []
         return "\n".join(str(e.get("t", "")) for e in entries[-lines:])
 
     def task_status(self, upid: str) -> TaskStatus:
         """One non-blocking reading of a task; the log tail is read once it stopped."""
-        node = self._task_node(upid)
+        node = task_node(upid)
         data = self._call("GET", f"nodes/{node}/tasks/{upid}/status") or {}
         if data.get("status") != "stopped":
             return TaskStatus(upid=upid, running=True, ok=None, exitstatus=None, log_tail="")
@@ -701,42 +505,6 @@ class ProxmoxClient:
                 raise ProxmoxUnavailable(f"Task {upid} still running after {timeout:g} s.", upid=upid)
             self._sleep(min(poll_interval, remaining))
 
-
-def task_failure(status: TaskStatus) -> ProxmoxTaskFailed:
-    """The error of a task that ended badly: Proxmox's exit status and the end of its log."""
-    found = UPID_RE.match(status.upid)
-    what = f"{found['type']} of {found['id']}" if found and found["id"] else (found["type"] if found else "task")
-    return ProxmoxTaskFailed(
-        f"Proxmox task {what} failed: {status.exitstatus}", upid=status.upid, exitstatus=status.exitstatus,
-        log_tail=status.log_tail,
-    )
-
-
-def net0_of(container: Container) -> str:
-    """The net0 value: name=eth0,bridge=vmbr1,ip=10.0.100.201/24,gw=10.0.100.1,type=veth ('' without a bridge)."""
-    if not container.bridge_id:
-        return ""
-    parts = ["name=eth0", f"bridge={container.bridge.name}"]
-    if container.ip_address:
-        prefix = container.prefix_length or container.bridge.network.prefixlen
-        parts.append(f"ip={container.ip_address}/{prefix}")
-        gateway = container.gateway or container.bridge.gateway
-        if gateway:
-            parts.append(f"gw={gateway}")
-    else:
-        parts.append("ip=dhcp")
-    parts.append("type=veth")
-    return ",".join(parts)
-
-
-def _flags(text) -> dict[str, str]:
-    out = {}
-    for part in str(text or "").split(","):
-        key, eq, value = part.partition("=")
-        if eq and key:
-            out[key.strip()] = {"true": "1", "false": "0", "yes": "1", "no": "0", "on": "1", "off": "0"}.get(
-                value.strip().lower(), value.strip())
-    return out
 
 
 def _tail(text: str, lines: int) -> str:
