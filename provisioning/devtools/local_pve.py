@@ -35,6 +35,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ..choices import ExecutorChoices, RootChannelChoices
+
 logger = logging.getLogger(__name__)
 
 NODE = "ax42"
@@ -43,7 +45,7 @@ TOKEN_NAME = "maxportal"  # noqa: S105 - the token's name, not its secret
 TOKEN_ID = f"{TOKEN_USER}!{TOKEN_NAME}"
 DEBIAN_TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 # Where the secrets of the local Proxmox live; ROOT_PASSWORD_ENV is also the name of the file
-# holding the root password (see proxmox.read_named_secret: the variable, else this file).
+# holding the root password (see integrations.proxmox.client.read_named_secret: the variable, else this file).
 ROOT_PASSWORD_ENV = "MAXPORTAL_LOCAL_PVE_ROOT_PASSWORD"  # noqa: S105 - a variable name
 CA_FILE_NAME = "ca.crt"
 KEY_FILE_NAME = "server.key"
@@ -431,8 +433,6 @@ def configure_local_host(host, local: LocalProxmox | None = None, *, port: int |
     else the file of that name in var/pve/), in-container scripts on the simulated executor.
     Without ``local``, the files and port are the defaults a running ``manage.py local_proxmox`` uses.
     """
-    from .choices import ExecutorChoices, RootChannelChoices
-
     if local is not None:
         directory, port = local.directory, local.port
     directory = Path(directory or settings.MAXPORTAL_PVE_SECRETS_DIR)
