@@ -3,9 +3,10 @@ from django.db import models
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
+from maxportal.kernel.actors import Actor
 from maxportal.kernel.errors import DomainError
 
-from . import services
+from . import drift, services, snapshots
 from .models import ChecklistEvent, ChecklistStep, Container, Drift, NetworkBridge, ProxmoxHost, StepRun
 from .selectors import host_capacity, host_list_with_allocation
 
@@ -102,8 +103,8 @@ class ContainerAdmin(admin.ModelAdmin):
 # --- The provisioning checklist: every change goes through provisioning.services ---------------
 
 
-def _actor(request) -> services.Actor:
-    return services.Actor.for_user(request.user, "admin")
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, "admin")
 
 
 def _report(modeladmin, request, done: list[str], refused: list[str]) -> None:
@@ -137,7 +138,7 @@ def provision_containers(modeladmin, request, queryset):
 def check_drift(modeladmin, request, queryset):
     done, refused = [], []
     for host in ProxmoxHost.objects.filter(pk__in=queryset.values("host_id")):
-        report = services.drift_check(host=host)
+        report = drift.drift_check(host=host)
         if report.error:
             refused.append(report.error)
         else:
@@ -148,7 +149,7 @@ def check_drift(modeladmin, request, queryset):
 @admin.action(description="Snapshot now (refused for containers with a bind mount)")
 def snapshot_containers(modeladmin, request, queryset):
     def snapshot(container):
-        return f"snapshot task {services.container_snapshot(container=container, actor=_actor(request))}"
+        return f"snapshot task {snapshots.container_snapshot(container=container, actor=_actor(request))}"
 
     _per_container(modeladmin, request, queryset, snapshot)
 

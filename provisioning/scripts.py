@@ -27,6 +27,7 @@ from django.conf import settings
 from django.template import Context, Engine
 
 from eidolons.choices import CLI_AGENT_NPM_PACKAGES, CliAgentKindChoices
+from eidolons.selectors import agents_of
 from maxportal.kernel.errors import DomainError
 
 from .models import Container
@@ -42,31 +43,18 @@ class ScriptRenderError(DomainError):
 
 @dataclass(frozen=True)
 class StepScript:
-    """How one checklist step's script is made and run."""
+    """How one checklist step's script is made and run (each step's is in the step registry).
+
+    Timeouts stay below Celery's soft time limit (1800 s) so a step fails by its own timeout, with
+    its output, before the worker gives up on it. MAXPORTAL_SCRIPT_TIMEOUTS ({"base_config": 2400,
+    ...}) overrides them.
+    """
 
     template: str
     target: Target
     timeout_s: int
     title: str
 
-
-# The checklist steps that run a script, in checklist order. Timeouts stay below Celery's soft
-# time limit (1800 s) so a step fails by its own timeout, with its output, before the worker
-# gives up on it. MAXPORTAL_SCRIPT_TIMEOUTS ({"base_config": 2400, ...}) overrides them.
-STEP_SCRIPTS: dict[str, StepScript] = {
-    "base_config": StepScript("provisioning/scripts/base_config.sh", "container", 1500, "Base configuration"),
-    "clis_installed": StepScript("provisioning/scripts/clis_installed.sh", "container", 900, "CLI agents"),
-    "systemd_setup": StepScript("provisioning/scripts/systemd_setup.sh", "container", 180, "systemd units"),
-    "signal_dir": StepScript("provisioning/scripts/signal_dir.sh", "node", 120, "Signal directory"),
-    "repo_cloned": StepScript("provisioning/scripts/repo_cloned.sh", "container", 900, "Repository"),
-    "services_running": StepScript("provisioning/scripts/services_running.sh", "container", 180, "Services"),
-}
-
-# The check of the signal directory's bind mount, run inside the container after the engine set
-# mp0 through the root channel (not a checklist step of its own: part of "signal dir").
-SIGNAL_MOUNT_CHECK = StepScript(
-    "provisioning/scripts/signal_mount_check.sh", "container", 60, "Signal mount check"
-)
 
 # Provisioning plan, phase 3 ("Install base packages"), plus what adding NodeSource needs.
 BASE_PACKAGES = (
@@ -118,9 +106,10 @@ def _engine() -> Engine:
     )
 
 
-def _timeout_for(step: str, default: int) -> int:
+def timeout_for(step: str, script: StepScript) -> int:
+    """The time limit of ``step``'s script: MAXPORTAL_SCRIPT_TIMEOUTS[step], else the script's own."""
     overrides = getattr(settings, "MAXPORTAL_SCRIPT_TIMEOUTS", None) or {}
-    return int(overrides.get(step, default))
+    return int(overrides.get(step, script.timeout_s))
 
 
 def _eidolon_of(container: Container):
@@ -147,7 +136,7 @@ def _linux_user(eidolon, container: Container) -> str:
 
 def _clis(eidolon, container: Container) -> list[dict]:
     """The Eidolon's CLI agents with their npm packages; the plan's four when none are recorded."""
-    rows = {agent.kind: agent.npm_package for agent in eidolon.agents.all()}
+    rows = {agent.kind: agent.npm_package for agent in agents_of(eidolon=eidolon)}
     if not rows:
         rows = {str(kind): package for kind, package in CLI_AGENT_NPM_PACKAGES.items()}
     order = [str(kind) for kind in CliAgentKindChoices]
@@ -237,31 +226,14 @@ def _context(step: str, spec: StepScript, container: Container) -> dict:
     }
 
 
-def _render(step: str, spec: StepScript, container: Container) -> RenderedScript:
+def render_script(step: str, spec: StepScript, container: Container) -> RenderedScript:
+    """``spec``'s script for checklist step ``step`` and ``container``, ready to show or to run."""
     context = _context(step, spec, container)
     context["template"] = spec.template
     text = _engine().get_template(spec.template).render(Context(context, autoescape=False))
     if _UNDEFINED in text:
         raise ScriptRenderError(f"The {step} template uses a value the renderer does not provide (a template bug).")
-    return RenderedScript(step=step, target=spec.target, text=text, timeout_s=_timeout_for(step, spec.timeout_s))
-
-
-def render_step_script(step: str, container: Container) -> RenderedScript:
-    """The script of checklist step ``step`` for ``container``, ready to show or to run."""
-    spec = STEP_SCRIPTS.get(step)
-    if spec is None:
-        raise ScriptRenderError(
-            f"Step '{step}' has no script; the scripted steps are: {', '.join(STEP_SCRIPTS)}.", step=step
-        )
-    return _render(step, spec, container)
-
-
-def render_signal_mount_check(container: Container) -> RenderedScript:
-    """The in-container check that the signal directory is mounted at /mnt/shared and writable.
-
-    Its ``step`` is "signal_dir": it is the second half of that step, run after mp0 is set.
-    """
-    return _render("signal_dir", SIGNAL_MOUNT_CHECK, container)
+    return RenderedScript(step=step, target=spec.target, text=text, timeout_s=timeout_for(step, spec))
 
 
 def parse_reported_versions(output: str, kinds: Iterable[str] | None = None) -> dict[str, str]:

@@ -1,9 +1,13 @@
-"""Reads of the provisioning app: capacity of a host against what its containers commit."""
+"""Reads of the provisioning app: capacity of a host against what its containers commit.
+
+The checklist grid's reads are in ``grid.py`` (they read the step registry, whose LXC Created
+handler reads the capacity here).
+"""
 
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Q, Sum
 
 from .models import Container, ProxmoxHost
 
@@ -97,127 +101,23 @@ def host_list_with_allocation():
     )
 
 
-# --- The provisioning checklist -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GridCell:
-    """One cell of the checklist grid: a step of a container, with what the page shows in it."""
-
-    step: object  # ChecklistStep
-    ready: bool  # pending and its prerequisites are met
-    manual: bool
-
-    @property
-    def state(self) -> str:
-        return self.step.state
-
-
-@dataclass(frozen=True)
-class GridRow:
-    step: str
-    label: str
-    manual: bool
-    cells: list
-
-
-@dataclass(frozen=True)
-class ChecklistGrid:
-    """The plan's checklist: ten rows, one column per managed container."""
-
-    containers: list
-    rows: list
-    running: int
-    drifts: dict = field(default_factory=dict)
-    unknown: list = field(default_factory=list)
-
-    @property
-    def busy(self) -> bool:
-        return self.running > 0
-
-
-def _ready(states: dict, step: str) -> bool:
-    from .choices import STEP_PREREQUISITES, STEP_SATISFIED_STATES
-
-    return states.get(step) == "pending" and all(
-        states.get(p) in STEP_SATISFIED_STATES for p in STEP_PREREQUISITES[step]
-    )
-
-
-def checklist_grid(*, host: ProxmoxHost | None = None, vmids: list[int] | None = None) -> ChecklistGrid:
-    """The grid of the page and of ``manage.py provision --wait``, in three queries."""
-    from .choices import MANUAL_STEPS, STEP_ORDER, StepChoices
-    from .models import ChecklistStep, Drift
-
-    containers = Container.objects.filter(managed=True).select_related("host", "eidolon").order_by("host__name", "vmid")
-    if host is not None:
-        containers = containers.filter(host=host)
-    if vmids:
-        containers = containers.filter(vmid__in=vmids)
-    containers = list(containers)
-    steps = ChecklistStep.objects.filter(container__in=containers).select_related("actor")
-    by_container: dict[int, dict[str, object]] = {}
-    by_pk = {c.pk: c for c in containers}
-    for step in steps:
-        step.container = by_pk[step.container_id]  # the page reads cell.step.container: no query per cell
-        by_container.setdefault(step.container_id, {})[step.step] = step
-    drifts: dict[int, list] = {}
-    unknown = []
-    open_drifts = Drift.objects.filter(resolved_at__isnull=True).select_related("host").order_by("host__name", "vmid")
-    if host is not None:
-        open_drifts = open_drifts.filter(host=host)
-    for drift in open_drifts:
-        if drift.container_id is None:
-            unknown.append(drift)
-        else:
-            drifts.setdefault(drift.container_id, []).append(drift)
-    states_of = {pk: {name: row.state for name, row in rows_.items()} for pk, rows_ in by_container.items()}
-    rows = []
-    running = 0
-    for step_name in STEP_ORDER:
-        cells = []
-        for container in containers:
-            step = by_container.get(container.pk, {}).get(step_name)
-            if step is None:
-                cells.append(None)
-                continue
-            running += step.state == "running"
-            cells.append(GridCell(step=step, ready=_ready(states_of[container.pk], step_name),
-                                  manual=step_name in MANUAL_STEPS))
-        rows.append(GridRow(step=step_name, label=StepChoices(step_name).label, manual=step_name in MANUAL_STEPS,
-                            cells=cells))
-    return ChecklistGrid(containers=containers, rows=rows, running=running, drifts=drifts, unknown=unknown)
-
-
-def provisioning_in_progress(*, containers) -> bool:
-    """True while a step runs, or a "provision all" chain is between two steps (the last attempt of
-    the container was part of the chain, succeeded, and an automated step is ready but not started)."""
-    from .choices import AUTOMATED_STEPS
-    from .models import ChecklistStep, StepRun
-
-    ids = [c.pk for c in containers]
-    if StepRun.objects.filter(step__container_id__in=ids, state="running").exists():
-        return True
-    states: dict[int, dict[str, str]] = {}
-    for container_id, step, state in ChecklistStep.objects.filter(container_id__in=ids).values_list(
-        "container_id", "step", "state"
-    ):
-        states.setdefault(container_id, {})[step] = state
-    # Read after the first query: a step started since shows as running here (a chain moving on
-    # between the two reads must not look finished).
-    if any("running" in st.values() for st in states.values()):
-        return True
-    waiting = [cid for cid, st in states.items() if any(_ready(st, s) for s in AUTOMATED_STEPS)]
-    if not waiting:
-        return False
-    latest = StepRun.objects.filter(step__container_id=OuterRef("pk")).order_by("-started_at", "-id")
-    return (
-        Container.objects.filter(pk__in=waiting)
-        .annotate(
-            last_follow_on=Subquery(latest.values("follow_on")[:1]),
-            last_state=Subquery(latest.values("state")[:1]),
+def capacity_refusal(container: Container) -> str | None:
+    """Why creating this container would overcommit its host, with the figures, or None."""
+    cap = host_capacity(host=container.host)
+    problems = []
+    if not cap.memory_fits:
+        problems.append(
+            f"memory: {cap.memory_allocated_mb / 1024:g} GB committed (with CT{container.vmid}'s "
+            f"{container.memory_mb / 1024:g} GB) of {cap.memory_mb / 1024:g} GB"
         )
-        # "running": the chain moved on since the reads above, which is still in progress.
-        .filter(last_follow_on=True, last_state__in=["succeeded", "running"])
-        .exists()
+    if not cap.cpu_fits:
+        problems.append(
+            f"CPU: {cap.cores_allocated} cores committed on {cap.threads} threads, above the limit of "
+            f"{cap.cpu_overcommit_limit:g}x ({int(cap.threads * cap.cpu_overcommit_limit)} cores)"
+        )
+    if not problems:
+        return None
+    return (
+        f"Creating CT{container.vmid} would overcommit host {container.host.name}: {'; '.join(problems)}. "
+        "Lower the container's resources or free some on the host, then run the step again."
     )

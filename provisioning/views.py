@@ -1,8 +1,10 @@
 """The provisioning page: the plan's checklist grid, live while steps run, and its actions.
 
-Every view is thin: reads come from selectors, writes go through ``provisioning.services``. Changes
-need a staff user (403 otherwise) and a POST with the CSRF token. HTMX requests get the fragment
-they swap; a poll answered while nothing runs gets HTTP 286, which stops HTMX polling.
+Every view is thin: reads come from the grid and the selectors, writes go through
+``provisioning.services``; which steps exist, which are manual and what each previews come from the
+step registry. Changes need a staff user (403 otherwise) and a POST with the CSRF token. An HTMX
+request that is not boosted gets the fragment it swaps (a boosted one is a full page, as NetBox's
+``htmx_partial``); a poll answered while nothing runs gets django-htmx's ``HttpResponseStopPolling`` (286).
 """
 
 from functools import wraps
@@ -14,15 +16,26 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
+from maxportal.kernel.actors import Actor
 from maxportal.kernel.errors import DomainError
 
-from . import services
-from .choices import MANUAL_STEPS, STEP_ORDER, STEP_STARTABLE_STATES, StepChoices
+from . import drift, services
+from .checklist import STEPS
+from .engine.transitions import STARTABLE_STATES
+from .grid import checklist_grid, provisioning_in_progress
 from .models import ChecklistEvent, ChecklistStep, Container, ProxmoxHost, StepRun
-from .selectors import checklist_grid, provisioning_in_progress
 
-HTMX_STOP_POLLING = 286
+
+def htmx_partial(request) -> bool:
+    """An HTMX request that swaps a fragment; a boosted one (hx-boost) wants the whole page."""
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def _stop_polling(response):
+    """The same content as HTTP 286: HTMX stops polling."""
+    return HttpResponseStopPolling(response.content, content_type=response.get("Content-Type"))
 
 
 def staff_required(view):
@@ -38,22 +51,24 @@ def staff_required(view):
     return wrapper
 
 
-def _actor(request) -> services.Actor:
-    return services.Actor.for_user(request.user, "page")
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, "page")
 
 
 def _grid_context() -> dict:
     grid = checklist_grid()
     busy = grid.busy or (grid.containers and provisioning_in_progress(containers=grid.containers))
     hosts = ProxmoxHost.objects.filter(containers__managed=True).distinct().order_by("name")
-    return {"grid": grid, "busy": busy, "hosts": hosts}
+    # What a host without a root@pam channel cannot do, from the registry (shown before anything runs).
+    root_steps = [spec for spec in STEPS if spec.root_params]
+    return {"grid": grid, "busy": busy, "hosts": hosts, "root_steps": root_steps}
 
 
 def _grid_response(request, *, error: str = "", notice: str = "", poll: bool = False):
     context = {**_grid_context(), "error": error, "notice": notice}
     response = render(request, "provisioning/_grid.html", context)
     if poll and not context["busy"]:
-        response.status_code = HTMX_STOP_POLLING
+        return _stop_polling(response)
     return response
 
 
@@ -61,14 +76,14 @@ def _grid_response(request, *, error: str = "", notice: str = "", poll: bool = F
 @login_required
 def grid(request):
     """The plan's grid (``?fragment=1`` or an HTMX poll: the grid alone)."""
-    if request.htmx:
+    if htmx_partial(request):
         return _grid_response(request, poll=request.GET.get("poll") == "1")
     return render(request, "provisioning/grid.html", _grid_context())
 
 
 def _after_change(request, *, error: str = "", notice: str = "", container: Container | None = None, step=None):
     """HTMX: swap in the fresh grid (and the cell panel when a cell was changed); else redirect back."""
-    if request.htmx:
+    if htmx_partial(request):
         if step is not None and request.POST.get("from") == "panel":
             return _cell_response(request, container, step, error=error, notice=notice)
         return _grid_response(request, error=error, notice=notice)
@@ -84,7 +99,7 @@ def _container(pk) -> Container:
 
 
 def _step_name(step: str) -> str:
-    if step not in STEP_ORDER:
+    if step not in STEPS:
         raise Http404(f"No step {step!r}.")
     return step
 
@@ -96,7 +111,7 @@ def step_action(request, pk: int, step: str, action: str):
     container = _container(pk)
     step = _step_name(step)
     actor = _actor(request)
-    label = f"{StepChoices(step).label} of CT{container.vmid}"
+    label = f"{STEPS[step].label} of CT{container.vmid}"
     try:
         if action == "tick":
             services.step_tick(container=container, step=step, actor=actor, note=request.POST.get("note", ""))
@@ -123,7 +138,7 @@ def container_provision(request, pk: int):
     container = _container(pk)
     runs = services.container_provision(container=container, actor=_actor(request))
     if runs:
-        notice = f"CT{container.vmid}: queued {', '.join(StepChoices(r.step.step).label for r in runs)}."
+        notice = f"CT{container.vmid}: queued {', '.join(STEPS[r.step.step].label for r in runs)}."
     else:
         notice = f"CT{container.vmid}: no automated step is ready (see the grid for what it waits for)."
     return _after_change(request, notice=notice)
@@ -141,63 +156,24 @@ def host_provision(request, pk: int):
 @staff_required
 def host_drift_check(request, pk: int):
     host = get_object_or_404(ProxmoxHost, pk=pk)
-    report = services.drift_check(host=host)
+    report = drift.drift_check(host=host)
     if report.error:
         return _after_change(request, error=report.error)
     found = "; ".join(report.found) if report.found else "no drift"
     return _after_change(request, notice=f"{host.name}: checked {report.checked} container(s): {found}.")
 
 
-def _script_for(container: Container, step: str) -> tuple[str, str]:
-    """(what, text) of what the step runs, as the operator may review it before it runs."""
-    if step == "lxc_created":
-        import shlex
-
-        from .proxmox import ProxmoxClient
-
-        params = ProxmoxClient.create_params(container)
-        vmid = params.pop("vmid")
-        template = params.pop("ostemplate")
-        parts = ["pct", "create", str(vmid), template]
-        for key, value in params.items():
-            parts += [f"--{key}", str(value)]
-        lines = [shlex.join(parts[:4])] + [shlex.join(parts[i:i + 2]) for i in range(4, len(parts), 2)]
-        text = " \\\n    ".join(lines)
-        features = ProxmoxClient.root_features(container)
-        if features:
-            text += (f"\n# then, as root@pam (an API token may not set keyctl):\n"
-                     f"pct set {vmid} --features {features['features']}")
-        text += f"\npct start {vmid}"
-        return "Proxmox API calls (as the equivalent pct commands)", text
-    if step in MANUAL_STEPS:
-        return "", ""
-    if step == "test_signal":
-        eidolon = getattr(container, "eidolon", None) or "the Eidolon"
-        return "Signal", f"TEST signal from 'portal' to {eidolon}'s inbox; done when the Eidolon acknowledges it."
-    from .scripts import render_step_script
-
-    try:
-        rendered = render_step_script(step, container)
-    except DomainError as exc:
-        return "Script (cannot render)", exc.message
-    where = "on the node" if rendered.target == "node" else f"in CT{container.vmid} (pct exec)"
-    text = rendered.text
-    if step == "signal_dir":
-        from .scripts import MOUNT_POINT, SHARED_ROOT
-
-        text += f"\n# then, as root@pam:\npct set {container.vmid} --mp0 {SHARED_ROOT},mp={MOUNT_POINT}"
-    return f"Script, run {where}, time limit {rendered.timeout_s} s", text
-
-
 def _cell_response(request, container: Container, step: str, *, error: str = "", notice: str = ""):
     cell = get_object_or_404(ChecklistStep.objects.select_related("actor", "container__host"),
                              container=container, step=step)
-    script_title, script = _script_for(container, step)
+    spec = STEPS[step]
+    # What the step will do, as the operator may review it before it runs (manual steps: nothing).
+    script_title, script = spec.preview(container, spec) if spec.preview else ("", "")
     context = {
         "container": container,
         "cell": cell,
-        "manual": step in MANUAL_STEPS,
-        "startable": cell.state in STEP_STARTABLE_STATES,
+        "manual": spec.manual,
+        "startable": cell.state in STARTABLE_STATES,
         "runs": StepRun.objects.filter(step=cell).order_by("-number")[:10],
         "events": ChecklistEvent.objects.filter(container=container, step=step).select_related("actor")[:50],
         "script_title": script_title,
@@ -206,7 +182,7 @@ def _cell_response(request, container: Container, step: str, *, error: str = "",
         "notice": notice,
     }
     response = render(request, "provisioning/_cell.html", context)
-    response.context_data_running = cell.state == "running"
+    response.cell_running = cell.state == "running"
     return response
 
 
@@ -216,14 +192,13 @@ def cell_detail(request, pk: int, step: str):
     """One cell: its log, its script and its history (a panel on the grid, or a page of its own)."""
     container = _container(pk)
     step = _step_name(step)
-    if request.htmx:
-        response = _cell_response(request, container, step)
-        if request.GET.get("poll") == "1" and not response.context_data_running:
-            response.status_code = HTMX_STOP_POLLING
-        return response
     response = _cell_response(request, container, step)
+    if htmx_partial(request):
+        if request.GET.get("poll") == "1" and not response.cell_running:
+            return _stop_polling(response)
+        return response
     return render(request, "provisioning/cell.html", {"panel": response.content.decode(), "container": container,
-                                                      "step": StepChoices(step).label})
+                                                      "step": STEPS[step].label})
 
 
 @require_GET

@@ -44,7 +44,7 @@ def pipeline_rows(max_plan, staff_user):
     ct201 = Container.objects.get(vmid=201)
     provisioning_services.checklist_ensure_all()
     provisioning_services.step_tick(
-        container=ct201, step="m365_account", actor=provisioning_services.Actor.for_user(staff_user)
+        container=ct201, step="m365_account", actor=Actor.for_user(staff_user)
     )
     now = timezone.now()
     Drift.objects.create(host=ct201.host, vmid=999, kind="unknown", actual="stray", detected_at=now, last_seen_at=now)

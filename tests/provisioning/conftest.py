@@ -9,14 +9,28 @@
   simulated executor) with a fast retry policy in the settings.
 - ``pve_client``: ``ProxmoxClient.for_host(pve_host)``.
 - ``pve_container``: CT201 "lilly" on pve_host as the plan describes it (saved, not created on Proxmox).
+
+Shared by the checklist tests:
+
+- ``plan``: the MAX plan loaded with every managed container's checklist rows.
+- ``ct201``: CT201 (with its host) of the plan.
+- ``operator``: the staff user as an Actor (via "test").
+- ``local_ct201``: CT201 of the plan on the local Proxmox, simulated steps taking no time.
+- ``broker``: the broker boundary replaced: what the engine sends is recorded, not delivered.
+- ``driver``: an ``EngineDriver`` delivering the engine's messages in the test's thread.
 """
 
 import pytest
 
 from eidolons import max_plan
-from provisioning.local_pve import configure_local_host, start_local_proxmox
+from maxportal.kernel.actors import Actor
+from provisioning.devtools.local_pve import configure_local_host, start_local_proxmox
+from provisioning.integrations.executors.simulated import SimulatedExecutor
+from provisioning.integrations.proxmox.client import ProxmoxClient
 from provisioning.models import Container, NetworkBridge, ProxmoxHost
-from provisioning.proxmox import ProxmoxClient
+from provisioning.services import checklist_ensure_all
+
+from .engine import Broker, EngineDriver
 
 
 def pytest_configure(config):
@@ -84,3 +98,50 @@ def pve_container(pve_host, pve_bridge):
 @pytest.fixture
 def pve_client(pve_host):
     return ProxmoxClient.for_host(pve_host)
+
+
+# --- The checklist ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plan(max_plan):
+    """The MAX plan with every managed container's checklist rows."""
+    checklist_ensure_all()
+    return max_plan
+
+
+@pytest.fixture
+def ct201(plan):
+    return Container.objects.select_related("host").get(vmid=201)
+
+
+@pytest.fixture
+def operator(staff_user):
+    return Actor.for_user(staff_user, "test")
+
+
+@pytest.fixture
+def fast_simulation(settings):
+    """Simulated scripts take no time, a Proxmox task is polled again at once; no injected failures."""
+    settings.MAXPORTAL_SIMULATED_TIME_SCALE = 0
+    settings.MAXPORTAL_STEP_POLL_SECONDS = 0
+    SimulatedExecutor.clear()
+    yield
+    SimulatedExecutor.clear()
+
+
+@pytest.fixture
+def local_ct201(max_plan, pve_host, fast_simulation):
+    """CT201 of the plan (checklist rows made) on the local Proxmox."""
+    checklist_ensure_all()
+    return Container.objects.select_related("host").get(vmid=201)
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    return Broker(monkeypatch)
+
+
+@pytest.fixture
+def driver(monkeypatch):
+    return EngineDriver(monkeypatch)

@@ -1,19 +1,11 @@
 """Admin actions change the checklist through the same services as the page (checked and audited)."""
 
-import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
-from provisioning.services import checklist_ensure_all
 
 CHANGELIST = "admin:provisioning_checkliststep_changelist"
-
-
-@pytest.fixture
-def plan(max_plan):
-    checklist_ensure_all()
-    return max_plan
 
 
 def _cells(step, vmids=(201, 202)):

@@ -5,18 +5,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from provisioning.executors import SimulatedExecutor
+from provisioning.integrations.executors.simulated import SimulatedExecutor
 from provisioning.management.commands import provision as provision_command
 from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
-from provisioning.services import checklist_ensure_all
 
-from .engine import EngineDriver, states
-
-
-@pytest.fixture
-def plan(max_plan):
-    checklist_ensure_all()
-    return max_plan
+from .engine import states
 
 
 def _call(*args) -> str:
@@ -92,17 +85,11 @@ def test_provision_needs_containers_or_all(plan):
 
 
 @pytest.fixture
-def local(max_plan, pve_host, settings, monkeypatch, django_capture_on_commit_callbacks):
+def local(local_ct201, driver, monkeypatch):
     """The plan on the local Proxmox, with the engine's messages delivered in the test's thread."""
-    settings.MAXPORTAL_SIMULATED_TIME_SCALE = 0
-    settings.MAXPORTAL_STEP_POLL_SECONDS = 0
-    SimulatedExecutor.clear()
-    checklist_ensure_all()
-    driver = EngineDriver(monkeypatch, django_capture_on_commit_callbacks)
     # While --wait waits, the "workers" (the driver) deliver what was queued.
     monkeypatch.setattr(provision_command.Command, "sleep", staticmethod(lambda seconds: driver.run()))
-    yield driver
-    SimulatedExecutor.clear()
+    return driver
 
 
 def test_provision_wait_takes_ticked_containers_to_test_signal_done_and_prints_the_grid(local, staff_user):

@@ -5,11 +5,13 @@ import threading
 import pytest
 from django.db import connection, connections
 
+from maxportal.kernel.actors import ENGINE
 from maxportal.kernel.errors import NotAllowed
-from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
-from provisioning.services import ENGINE, checklist_ensure_all, step_run_start, step_tick
+from provisioning.models import ChecklistEvent, ChecklistStep, StepRun
+from provisioning.services import step_run_start, step_tick
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# No broker (the ``broker`` fixture records what would be sent): the race is the point.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("broker")]
 
 THREADS = 8
 
@@ -18,15 +20,6 @@ THREADS = 8
 def _postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("concurrent transactions are tested on PostgreSQL (SQLite serialises writers)")
-
-
-@pytest.fixture
-def ct201(max_plan, monkeypatch):
-    from provisioning import services
-
-    monkeypatch.setattr(services, "_enqueue_advance", lambda *a, **k: None)  # no broker: the race is the point
-    checklist_ensure_all()
-    return Container.objects.select_related("host").get(vmid=201)
 
 
 def _race(call):

@@ -4,8 +4,9 @@ import pytest
 from django.urls import reverse
 
 from provisioning import tasks
+from provisioning.drift import drift_check
 from provisioning.models import ChecklistStep, Container, Drift
-from provisioning.services import checklist_ensure_all, drift_check
+from provisioning.services import checklist_ensure_all
 
 
 @pytest.fixture

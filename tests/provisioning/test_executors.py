@@ -11,21 +11,20 @@ import time
 import pytest
 from django.test import override_settings
 
+from maxportal.kernel.errors import DomainError
+from provisioning.checklist import STEPS
 from provisioning.choices import ExecutorChoices, RootChannelChoices
-from provisioning.executors import (
-    OUTPUT_TAIL_LINES,
-    ExecResult,
+from provisioning.integrations.executors.base import OUTPUT_TAIL_LINES, ExecResult, tail_text
+from provisioning.integrations.executors.errors import (
     ExecutorAuthError,
     ExecutorConfigError,
     ExecutorConnectionError,
+    ExecutorError,
     ExecutorHostKeyError,
-    SimulatedExecutor,
-    SshExecutor,
-    executor_for,
-    pct_set_as_root,
-    pct_set_command,
-    tail_text,
 )
+from provisioning.integrations.executors.factory import executor_for, pct_set_as_root, pct_set_command
+from provisioning.integrations.executors.simulated import SimulatedExecutor
+from provisioning.integrations.executors.ssh import SshExecutor
 from provisioning.models import ProxmoxHost
 from provisioning.scripts import parse_reported_versions
 
@@ -283,6 +282,12 @@ CLI_SCRIPT = (
     "# maxportal-cli: claude @anthropic-ai/claude-code\n# maxportal-cli: gemini @google/gemini-cli\n"
     "# maxportal-cli: codex @openai/codex\n# maxportal-cli: copilot @github/copilot\n"
 )
+# How the registry says the simulated executor answers the CLI step.
+CLI_SIMULATION = STEPS["clis_installed"].simulated
+
+
+def test_executor_errors_are_integration_errors_not_domain_errors():
+    assert not issubclass(ExecutorError, DomainError)
 
 
 def test_executor_for_picks_the_hosts_executor(ssh_host):
@@ -292,7 +297,7 @@ def test_executor_for_picks_the_hosts_executor(ssh_host):
 
 def test_simulated_cli_step_reports_plausible_versions_and_records_the_run(simulated):
     # When the CLI step's script "runs" in CT201
-    result = simulated.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=60)
+    result = simulated.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION)
 
     # Then it succeeds, says SIMULATED, reports a version per CLI and is recorded
     assert result.ok
@@ -310,22 +315,22 @@ def test_simulated_executor_fails_when_told_to(simulated):
     SimulatedExecutor.inject_failure("clis_installed", vmid=202, exit_code=7, output="npm ERR! simulated")
 
     # Then CT201 is not affected, CT202 fails once with that output, then succeeds again
-    assert simulated.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=60).ok
-    failed = simulated.run_in_container(vmid=202, script=CLI_SCRIPT, timeout_s=60)
+    assert simulated.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION).ok
+    failed = simulated.run_in_container(vmid=202, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION)
     assert (failed.exit_code, failed.ok) == (7, False) and "npm ERR! simulated" in failed.output_tail
     assert parse_reported_versions(failed.output_tail) == {}
-    assert simulated.run_in_container(vmid=202, script=CLI_SCRIPT, timeout_s=60).ok
+    assert simulated.run_in_container(vmid=202, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION).ok
 
 
 def test_simulated_failures_from_the_setting(simulated):
     with override_settings(MAXPORTAL_SIMULATED_FAILURES=["203:clis_installed"]):
-        assert not simulated.run_in_container(vmid=203, script=CLI_SCRIPT, timeout_s=60).ok
-        assert simulated.run_in_container(vmid=204, script=CLI_SCRIPT, timeout_s=60).ok
+        assert not simulated.run_in_container(vmid=203, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION).ok
+        assert simulated.run_in_container(vmid=204, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION).ok
 
 
 def test_simulated_hang_is_cut_at_the_timeout(simulated):
     SimulatedExecutor.inject_failure("clis_installed", hang=True)
-    result = simulated.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=0.2)
+    result = simulated.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=0.2, simulation=CLI_SIMULATION)
     assert result.timed_out and not result.ok
     assert result.duration_s >= 0.2
 
@@ -335,10 +340,10 @@ def test_simulated_steps_take_their_configured_time():
     host = make_host(executor=ExecutorChoices.SIMULATED)
     with override_settings(MAXPORTAL_SIMULATED_STEP_SECONDS={"clis_installed": 0.3}):
         executor = SimulatedExecutor(host, time_scale=1.0)
-        result = executor.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=60)
+        result = executor.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=60, simulation=CLI_SIMULATION)
         # Then it takes that long; and a step longer than its limit times out
         assert result.ok and 0.3 <= result.duration_s < 2
-        slow = executor.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=0.1)
+        slow = executor.run_in_container(vmid=201, script=CLI_SCRIPT, timeout_s=0.1, simulation=CLI_SIMULATION)
         assert slow.timed_out
 
 

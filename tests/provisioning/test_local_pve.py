@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 from eidolons import max_plan
-from provisioning.local_pve import (
+from provisioning.devtools.local_pve import (
     DEBIAN_TEMPLATE,
     ROOT_PASSWORD_ENV,
     TOKEN_ID,
     configure_local_host,
     start_local_proxmox,
 )
+from provisioning.integrations.proxmox.client import ProxmoxClient
+from provisioning.integrations.proxmox.errors import ProxmoxPermissionDenied
 from provisioning.models import ProxmoxHost
-from provisioning.proxmox import ProxmoxClient, ProxmoxPermissionDenied
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

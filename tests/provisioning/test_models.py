@@ -7,15 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from provisioning.models import ChecklistEvent, ChecklistStep, Container, Drift, StepRun
+from provisioning.models import ChecklistEvent, ChecklistStep, Drift, StepRun
 from provisioning.services import checklist_ensure
-
-
-@pytest.fixture
-def ct201(max_plan):
-    container = Container.objects.get(vmid=201)
-    checklist_ensure(container=container)
-    return container
 
 
 def _run(step, number, state="running"):

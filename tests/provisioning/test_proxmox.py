@@ -8,9 +8,12 @@ import socket
 import pytest
 from fakepve.certs import make_cert
 
-from provisioning.executors import ExecResult, ExecutorConnectionError, SimulatedExecutor
-from provisioning.proxmox import (
-    ProxmoxClient,
+from provisioning.checklist import STEPS
+from provisioning.integrations.executors.base import ExecResult
+from provisioning.integrations.executors.errors import ExecutorConnectionError
+from provisioning.integrations.executors.simulated import SimulatedExecutor
+from provisioning.integrations.proxmox.client import ProxmoxClient, RetryPolicy
+from provisioning.integrations.proxmox.errors import (
     ProxmoxContainerExists,
     ProxmoxError,
     ProxmoxNotFound,
@@ -19,11 +22,9 @@ from provisioning.proxmox import (
     ProxmoxSnapshotUnavailable,
     ProxmoxTaskFailed,
     ProxmoxUnavailable,
-    RetryPolicy,
-    TaskStatus,
-    net0_of,
-    task_succeeded,
 )
+from provisioning.integrations.proxmox.params import net0_of
+from provisioning.integrations.proxmox.tasks import TaskStatus, task_succeeded
 
 WAIT = 10.0
 
@@ -242,7 +243,7 @@ def test_the_token_is_refused_keyctl_with_403(pve_client, pve_container):
     assert "root channel" in caught.value.message, "the message says a root@pam channel is needed"
 
 
-def test_without_root_channel_keyctl_raises_root_required_naming_the_step(pve, pve_host, pve_container):
+def test_without_root_channel_keyctl_raises_root_required_naming_the_parameter(pve, pve_host, pve_container):
     pve_host.root_channel = "none"
     client = ProxmoxClient.for_host(pve_host)
     created(client, pve_container)
@@ -251,14 +252,14 @@ def test_without_root_channel_keyctl_raises_root_required_naming_the_step(pve, p
     with pytest.raises(ProxmoxRootRequired) as caught:
         client.set_config(201, **ProxmoxClient.root_features(pve_container))
 
-    assert caught.value.steps == ["LXC created"] and caught.value.params == ["features"]
+    assert caught.value.params == ["features"]
+    assert [s.slug for s in STEPS.needing_root(caught.value.params)] == ["lxc_created"], "the registry names the step"
     assert "features=nesting=1,keyctl=1 needs root@pam" in caught.value.message
-    assert "LXC created (features keyctl=1)" in caught.value.message
     assert "'ticket'" in caught.value.message and "'ssh'" in caught.value.message, "says how to configure it"
     assert len(requests_to(pve, "PUT", "/config")) == puts, "nothing is sent when root is needed and missing"
 
 
-def test_without_root_channel_a_bind_mount_names_the_signal_dir_step(pve_host, pve_container):
+def test_without_root_channel_a_bind_mount_names_mp0_which_signal_dir_sets(pve_host, pve_container):
     pve_host.root_channel = "none"
     client = ProxmoxClient.for_host(pve_host)
     created(client, pve_container)
@@ -266,7 +267,8 @@ def test_without_root_channel_a_bind_mount_names_the_signal_dir_step(pve_host, p
     with pytest.raises(ProxmoxRootRequired) as caught:
         client.bind_mount(201, "/var/lib/vz/shared", "/mnt/shared")
 
-    assert caught.value.steps == ["Signal dir"]
+    assert caught.value.params == ["mp0"]
+    assert [s.slug for s in STEPS.needing_root(caught.value.params)] == ["signal_dir"]
 
 
 def test_the_ticket_channel_sets_keyctl_and_the_bind_mount_as_root(pve, pve_client, pve_container):

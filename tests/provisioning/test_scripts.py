@@ -17,21 +17,16 @@ from django.test import override_settings
 
 from eidolons.models import CliAgent, Eidolon
 from provisioning import scripts
+from provisioning.checklist import STEPS, render_step_script
 from provisioning.models import Container
-from provisioning.scripts import (
-    STEP_SCRIPTS,
-    RenderedScript,
-    ScriptRenderError,
-    parse_reported_versions,
-    render_signal_mount_check,
-    render_step_script,
-)
+from provisioning.scripts import RenderedScript, ScriptRenderError, parse_reported_versions
+from provisioning.steps.scripted import render_signal_mount_check
 
 pytestmark = pytest.mark.django_db
 
 SHELLCHECK = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "shellcheck"
 MAX_VMIDS = list(range(201, 208))
-STEPS = ["base_config", "clis_installed", "systemd_setup", "signal_dir", "repo_cloned", "services_running"]
+SCRIPTED = ["base_config", "clis_installed", "systemd_setup", "signal_dir", "repo_cloned", "services_running"]
 
 
 def shellcheck(paths: list[Path]) -> subprocess.CompletedProcess:
@@ -63,9 +58,9 @@ def container(vmid: int) -> Container:
 
 
 def test_the_scripted_steps_are_exactly_the_six():
-    assert list(STEP_SCRIPTS) == STEPS
-    assert STEP_SCRIPTS["signal_dir"].target == "node"
-    assert {STEP_SCRIPTS[s].target for s in STEPS if s != "signal_dir"} == {"container"}
+    assert [s.slug for s in STEPS if s.script] == SCRIPTED
+    assert STEPS["signal_dir"].script.target == "node"
+    assert {STEPS[s].script.target for s in SCRIPTED if s != "signal_dir"} == {"container"}
 
 
 def test_rendered_script_carries_step_target_and_timeout(max_plan):
@@ -89,7 +84,7 @@ def test_every_script_of_every_max_container_is_shellcheck_clean(max_plan, tmp_p
     paths = []
     for vmid in MAX_VMIDS:
         ct = container(vmid)
-        for step in STEPS:
+        for step in SCRIPTED:
             path = tmp_path / f"ct{vmid}-{step}.sh"
             path.write_text(render_step_script(step, ct).text)
             paths.append(path)
@@ -108,7 +103,7 @@ def test_every_script_of_every_max_container_is_shellcheck_clean(max_plan, tmp_p
     assert len(paths) == 7 * 8
 
 
-@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("step", SCRIPTED)
 def test_every_script_is_strict_self_describing_and_plain_text(max_plan, step):
     text = render_step_script(step, container(203)).text
     lines = text.splitlines()

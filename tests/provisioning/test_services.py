@@ -5,36 +5,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from maxportal.kernel.errors import DomainError, NotAllowed
-from provisioning.choices import STEP_ORDER, STEP_PREREQUISITES, STEP_TRANSITIONS, StepStateChoices
-from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
-from provisioning.services import (
-    Actor,
-    capacity_refusal,
-    checklist_ensure_all,
-    container_provision,
-    step_run_start,
-    step_runs_reap,
-    step_skip,
-    step_tick,
-    step_untick,
-)
-
-
-@pytest.fixture
-def plan(max_plan):
-    checklist_ensure_all()
-    return max_plan
-
-
-@pytest.fixture
-def ct201(plan):
-    return Container.objects.select_related("host").get(vmid=201)
-
-
-@pytest.fixture
-def operator(staff_user):
-    return Actor.for_user(staff_user, "test")
+from maxportal.kernel.errors import NotAllowed, ReasonRequired
+from provisioning.checklist import STEPS
+from provisioning.choices import StepChoices, StepStateChoices
+from provisioning.engine import queue
+from provisioning.engine.reaper import step_runs_reap
+from provisioning.engine.transitions import CELL_TRANSITIONS
+from provisioning.models import ChecklistEvent, ChecklistStep, StepRun
+from provisioning.selectors import capacity_refusal
+from provisioning.services import container_provision, step_run_start, step_skip, step_tick, step_untick
 
 
 def _state(container, step):
@@ -46,10 +25,15 @@ def _set(container, step, state):
 
 
 def test_the_state_machine_is_data_that_covers_every_state_and_step():
-    assert set(STEP_TRANSITIONS) == set(StepStateChoices.values)
-    assert STEP_ORDER[0] == "m365_account" and STEP_ORDER[-1] == "test_signal" and len(STEP_ORDER) == 10
-    for step, needs in STEP_PREREQUISITES.items():
-        assert all(STEP_ORDER.index(n) < STEP_ORDER.index(step) for n in needs), step
+    assert set(CELL_TRANSITIONS) == set(StepStateChoices.values)
+    order = STEPS.order
+    assert order[0] == "m365_account" and order[-1] == "test_signal" and len(order) == 10
+    for spec in STEPS:
+        assert all(order.index(n) < order.index(spec.slug) for n in spec.prerequisites), spec.slug
+
+
+def test_the_step_registry_and_the_database_choices_name_the_same_steps():
+    assert [(s.slug, s.label) for s in STEPS] == list(StepChoices.choices)
 
 
 def test_only_managed_containers_get_a_checklist(plan):
@@ -77,8 +61,9 @@ def test_an_automated_step_cannot_be_ticked_by_hand(ct201, operator):
 def test_unticking_needs_a_reason_and_is_audited(ct201, operator):
     step_tick(container=ct201, step="auth_complete", actor=operator)
     # When it is unticked without a reason, it is refused and stays done
-    with pytest.raises(DomainError, match="needs a reason"):
+    with pytest.raises(ReasonRequired) as refused:
         step_untick(container=ct201, step="auth_complete", actor=operator, reason="  ")
+    assert (refused.value.code, refused.value.details["field"]) == ("reason_required", "reason")
     assert _state(ct201, "auth_complete") == "done"
     # With a reason it goes back to pending, and the reason is in the trail
     step_untick(container=ct201, step="auth_complete", actor=operator, reason="codex token expired")
@@ -102,7 +87,7 @@ def test_untick_is_refused_while_a_dependent_runs(ct201, operator):
 
 
 def test_skipping_needs_a_reason_and_satisfies_dependents(ct201, operator):
-    with pytest.raises(DomainError, match="reason"):
+    with pytest.raises(ReasonRequired):
         step_skip(container=ct201, step="m365_account", actor=operator, reason="")
     step_skip(container=ct201, step="m365_account", actor=operator, reason="shared mailbox")
     assert _state(ct201, "m365_account") == "skipped"
@@ -115,24 +100,21 @@ def test_a_step_cannot_start_before_its_prerequisites(ct201, operator):
 
 
 def test_starting_a_step_writes_one_running_attempt_and_enqueues_after_commit(
-    ct201, operator, django_capture_on_commit_callbacks, monkeypatch
+    ct201, operator, django_capture_on_commit_callbacks, broker
 ):
-    sent = []
-    from provisioning import tasks
-
-    monkeypatch.setattr(tasks.step_advance, "apply_async", lambda args, countdown=None: sent.append(args))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = step_run_start(container=ct201, step="lxc_created", actor=operator)
         # Nothing is sent while the transaction is open
-        assert sent == []
+        assert broker.sent == []
     for callback in callbacks:
         callback()
-    assert sent == [(run.pk, 0)]
+    assert broker.sent == [(queue.STEP_ADVANCE, (run.pk, 0), None)]
     row = ChecklistStep.objects.get(container=ct201, step="lxc_created")
     assert (row.state, row.attempts, run.number, run.state) == ("running", 1, 1, "running")
     # A double click is refused: one running attempt per step
-    with pytest.raises(NotAllowed, match=r"running already|is running"):
+    with pytest.raises(NotAllowed) as refused:
         step_run_start(container=ct201, step="lxc_created", actor=operator)
+    assert refused.value.details["state"] == "running"
     assert StepRun.objects.filter(step=row).count() == 1
 
 

@@ -15,10 +15,8 @@ from celery.contrib.testing.worker import start_worker
 from django.db import OperationalError, connections
 
 from provisioning import tasks
-from provisioning.executors import SimulatedExecutor
-from provisioning.models import Container
-from provisioning.selectors import provisioning_in_progress
-from provisioning.services import Actor, checklist_ensure_all, container_provision, step_run_start, step_tick
+from provisioning.grid import provisioning_in_progress
+from provisioning.services import container_provision, step_run_start, step_tick
 
 from .engine import row, states
 
@@ -36,7 +34,7 @@ def worker(settings):
 
     Its app is a fresh one configured like maxportal's (acks_late, reject_on_worker_lost ...), with
     the test's broker; while the worker runs it is the current app, so the engine's
-    ``step_advance.apply_async`` goes to it.
+    ``send_task`` (engine.queue) goes to it.
     """
     app = Celery("maxportal-test", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -61,18 +59,10 @@ def worker(settings):
 
 
 @pytest.fixture
-def ct201(transactional_db, max_plan, pve_host, settings):
-    settings.MAXPORTAL_SIMULATED_TIME_SCALE = 0
+def ct201(transactional_db, local_ct201, settings):
+    """CT201 on the local Proxmox; the worker polls a Proxmox task every 50 ms."""
     settings.MAXPORTAL_STEP_POLL_SECONDS = 0.05
-    SimulatedExecutor.clear()
-    checklist_ensure_all()
-    yield Container.objects.select_related("host").get(vmid=201)
-    SimulatedExecutor.clear()
-
-
-@pytest.fixture
-def operator(staff_user):
-    return Actor.for_user(staff_user, "test")
+    return local_ct201
 
 
 def _wait_until_settled(container, timeout: float = 60.0) -> dict:

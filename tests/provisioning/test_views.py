@@ -5,18 +5,6 @@ from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import ChecklistEvent, ChecklistStep, Container, StepRun
-from provisioning.services import checklist_ensure_all
-
-
-@pytest.fixture
-def plan(max_plan):
-    checklist_ensure_all()
-    return max_plan
-
-
-@pytest.fixture
-def ct201(plan):
-    return Container.objects.get(vmid=201)
 
 
 @pytest.fixture
@@ -79,6 +67,14 @@ def test_a_poll_while_a_step_runs_keeps_polling_and_stops_with_286_when_nothing_
     settled = staff_client.get(reverse("provisioning:grid") + "?poll=1", HTTP_HX_REQUEST="true")
     assert settled.status_code == 286, "HTMX stops polling on 286"
     assert "state-done" in settled.content.decode()
+
+
+def test_a_boosted_htmx_request_gets_the_whole_page_not_the_fragment(staff_client, ct201):
+    # hx-boost navigation swaps the whole body: it must get the page (with its layout), as a plain GET does
+    boosted = staff_client.get(reverse("provisioning:grid"), HTTP_HX_REQUEST="true", HTTP_HX_BOOSTED="true")
+    fragment = staff_client.get(reverse("provisioning:grid"), HTTP_HX_REQUEST="true")
+    assert boosted.status_code == 200
+    assert "<html" in boosted.content.decode() and "<html" not in fragment.content.decode()
 
 
 def test_staff_ticks_a_manual_step_with_a_click_and_it_is_audited(staff_client, staff_user, ct201):

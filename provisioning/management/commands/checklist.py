@@ -11,9 +11,9 @@ Every change goes through the same services as the page and the admin, and lands
 from django.core.management.base import BaseCommand, CommandError
 
 from maxportal.kernel.errors import DomainError
-from provisioning.choices import STEP_ORDER, StepChoices
+from provisioning.checklist import STEPS
+from provisioning.grid import checklist_grid
 from provisioning.models import ChecklistEvent
-from provisioning.selectors import checklist_grid
 from provisioning.services import step_skip, step_tick, step_untick
 
 from .provision import grid_text, resolve_actor, resolve_containers
@@ -24,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("vmid", type=int)
-        parser.add_argument("step", nargs="?", help=f"One of: {', '.join(STEP_ORDER)}.")
+        parser.add_argument("step", nargs="?", help=f"One of: {', '.join(STEPS.order)}.")
         action = parser.add_mutually_exclusive_group()
         action.add_argument("--tick", action="store_true", help="Mark a manual step done.")
         action.add_argument("--untick", action="store_true", help="Take a done step back to pending (needs --reason).")
@@ -43,8 +43,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {event.at:%Y-%m-%d %H:%M:%S} {event.step}: {event.from_state} -> "
                                   f"{event.to_state} by {event.actor_label}{why}")
             return
-        if step not in STEP_ORDER:
-            raise CommandError(f"There is no step '{step}'. The steps are: {', '.join(STEP_ORDER)}.")
+        if step not in STEPS:
+            raise CommandError(f"There is no step '{step}'. The steps are: {', '.join(STEPS.order)}.")
         if not (tick or untick or skip):
             raise CommandError("Say what to do: --tick, --untick or --skip.")
         if not by:
@@ -59,4 +59,4 @@ class Command(BaseCommand):
                 row = step_skip(container=container, step=step, actor=actor, reason=reason)
         except DomainError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(self.style.SUCCESS(f"CT{vmid} {StepChoices(step).label}: {row.state} (by {actor.label})"))
+        self.stdout.write(self.style.SUCCESS(f"CT{vmid} {STEPS[step].label}: {row.state} (by {actor.label})"))

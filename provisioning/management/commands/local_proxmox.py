@@ -15,7 +15,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning.local_pve import NODE, configure_local_host, start_local_proxmox
+from provisioning.devtools.local_pve import NODE, configure_local_host, start_local_proxmox
 from provisioning.models import Container, ProxmoxHost
 
 STATE_FILE_NAME = "state.json"

@@ -12,10 +12,11 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning.choices import StepChoices
+from maxportal.kernel.actors import Actor
+from provisioning.checklist import STEPS
+from provisioning.grid import checklist_grid, provisioning_in_progress
 from provisioning.models import Container
-from provisioning.selectors import checklist_grid, provisioning_in_progress
-from provisioning.services import Actor, checklist_ensure, container_provision
+from provisioning.services import checklist_ensure, container_provision
 from provisioning.templatetags.provisioning_tags import state_symbol
 
 
@@ -91,7 +92,7 @@ class Command(BaseCommand):
         for container in containers:
             checklist_ensure(container=container)
             runs = container_provision(container=container, actor=actor)
-            queued = ", ".join(StepChoices(r.step.step).label for r in runs) or "nothing ready"
+            queued = ", ".join(STEPS[r.step.step].label for r in runs) or "nothing ready"
             self.stdout.write(f"CT{container.vmid} {container.hostname}: queued {queued}")
         if not options["wait"]:
             return
