@@ -8,7 +8,23 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from maxportal.kernel.errors import NotFound
+
+from .choices import CliAgentKindChoices
 from .models import CliAgent, Eidolon, Signal
+
+
+def agent_of_kind(eidolon: Eidolon, kind: str, *, field: str = "agent") -> CliAgent:
+    """``eidolon``'s CLI agent of ``kind``: the one lookup of it for the API, services, commands and
+    provisioning. NotFound (``field`` names the input that asked) when the Eidolon has none."""
+    agent = CliAgent.objects.filter(eidolon=eidolon, kind=kind).first()
+    if agent is None:
+        kinds = ", ".join(CliAgentKindChoices.values)
+        raise NotFound(
+            f"{eidolon.name} has no {kind!r} agent (the kinds are {kinds}); add it in the admin first.",
+            eidolon=eidolon.slug, kind=str(kind), field=field,
+        )
+    return agent
 
 
 def eidolon_overview() -> QuerySet[Eidolon]:

@@ -24,6 +24,7 @@ from provisioning.models import Container, NetworkBridge, ProxmoxHost
 from . import inbox, max_plan
 from .choices import CLI_AGENT_NPM_PACKAGES, CliAgentKindChoices, CliAgentStatusChoices
 from .models import ApiToken, CliAgent, Eidolon, M365Account, Signal
+from .selectors import agent_of_kind, inbox_deliverable
 
 logger = logging.getLogger(__name__)
 
@@ -210,8 +211,6 @@ def signal_claim(*, eidolon: Eidolon, agent: CliAgent | None = None, limit: int 
     timeout. A poll naming an agent never gets a sibling agent's signals. Two agents polling the same
     inbox at once get different signals (rows locked with SKIP LOCKED on PostgreSQL).
     """
-    from .selectors import inbox_deliverable
-
     now = timezone.now()
     with transaction.atomic():
         rows = list(
@@ -347,9 +346,7 @@ def agent_heartbeat(
     if state not in CliAgentStatusChoices.values:
         states = ", ".join(CliAgentStatusChoices.values)
         raise ValidationError({"state": f"{state!r} is not an agent state; use one of {states}."})
-    agent = CliAgent.objects.filter(eidolon=eidolon, kind=kind).first()
-    if agent is None:
-        raise NotFound(f"{eidolon} has no {kind} agent; add it in the admin first.", kind=kind)
+    agent = agent_of_kind(eidolon, kind, field="kind")
     agent.last_heartbeat_at = timezone.now()
     agent.reported_version = version[:50]
     agent.status = state

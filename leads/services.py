@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from eidolons.models import CliAgent, Eidolon
+from eidolons.selectors import agent_of_kind
 from eidolons.services import json_size_check, signal_send
 from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
 
@@ -73,10 +74,7 @@ def _actor_agent(actor, agent_kind: str | None) -> CliAgent | None:
             raise ValidationError({"agent": f"This token belongs to the {actor.agent.kind} agent, not {agent_kind}."})
         return actor.agent
     if agent_kind and actor.eidolon is not None:
-        agent = CliAgent.objects.filter(eidolon=actor.eidolon, kind=agent_kind).first()
-        if agent is None:
-            raise ValidationError({"agent": f"{actor.eidolon.name} has no {agent_kind} agent."})
-        return agent
+        return agent_of_kind(actor.eidolon, agent_kind)
     return None
 
 
