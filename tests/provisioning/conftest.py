@@ -13,7 +13,7 @@
 
 import pytest
 
-from eidolons import max_plan
+from provisioning import plan_data as max_plan
 from provisioning.local_pve import configure_local_host, start_local_proxmox
 from provisioning.models import Container, NetworkBridge, ProxmoxHost
 from provisioning.proxmox import ProxmoxClient
