@@ -73,25 +73,19 @@ class AgentHealth:
 
 
 def agents_health(*, now=None) -> list[tuple[Eidolon, list[AgentHealth]]]:
-    """Every Eidolon with its inbox depth and open leads (annotated: one query) and its agents."""
-    from leads.choices import LEAD_OPEN_STATUSES
-    from leads.models import Lead
+    """Every Eidolon with its inbox depth (annotated: one query) and its agents' health.
 
+    Its open leads are the leads app's to count (``leads.selectors.open_leads_by_stage``): the API
+    composes the two.
+    """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.MAXPORTAL_HEARTBEAT_STALE_SECONDS)
     depth = (
         Signal.objects.filter(recipient=OuterRef("pk"), acknowledged_at__isnull=True)
         .order_by().values("recipient").annotate(n=Count("id")).values("n")
     )
-    open_leads = (
-        Lead.objects.filter(stage=OuterRef("stage"), status__in=LEAD_OPEN_STATUSES)
-        .order_by().values("stage").annotate(n=Count("id")).values("n")
-    )
     eidolons = (
-        Eidolon.objects.annotate(
-            inbox_depth=Coalesce(Subquery(depth, output_field=IntegerField()), 0),
-            open_leads=Coalesce(Subquery(open_leads, output_field=IntegerField()), 0),
-        )
+        Eidolon.objects.annotate(inbox_depth=Coalesce(Subquery(depth, output_field=IntegerField()), 0))
         .prefetch_related("agents")
         .order_by("container__vmid", "name")
     )

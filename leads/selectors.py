@@ -82,6 +82,12 @@ def stage_owners() -> dict[str, Eidolon]:
     return {e.stage: e for e in Eidolon.objects.exclude(stage__isnull=True).exclude(stage="")}
 
 
+def open_leads_by_stage() -> dict[str, int]:
+    """Stage -> how many of its leads are open (not completed or failed): the owning Eidolon's workload."""
+    rows = Lead.objects.filter(status__in=LEAD_OPEN_STATUSES).values("stage").annotate(n=Count("id")).order_by()
+    return {r["stage"]: r["n"] for r in rows}
+
+
 def funnel_counts() -> dict[tuple[str, str], int]:
     """(stage, status) -> number of leads: the sales funnel in one query."""
     rows = Lead.objects.values("stage", "status").annotate(n=Count("id")).order_by()
