@@ -1,4 +1,7 @@
-"""Reads of the eidolons app."""
+"""Reads of the eidolons app: the overview, inboxes, agents' health, and the one home of two lookups
+every app needs: which Eidolon owns a pipeline stage (``stage_owner``, ``stage_owners``,
+``stage_owner_name``, ``stages_owned_by``) and an Eidolon's agent of a kind (``agent_of_kind``).
+"""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -8,9 +11,9 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from maxportal.kernel.errors import NotFound
+from maxportal.kernel.errors import NotAllowed, NotFound
 
-from .choices import CliAgentKindChoices
+from .choices import PIPELINE_ORDER, CliAgentKindChoices
 from .models import CliAgent, Eidolon, Signal
 
 
@@ -25,6 +28,36 @@ def agent_of_kind(eidolon: Eidolon, kind: str, *, field: str = "agent") -> CliAg
             eidolon=eidolon.slug, kind=str(kind), field=field,
         )
     return agent
+
+
+class NoStageOwner(NotAllowed):
+    """A stage has no Eidolon to take the lead: a conflict with the pipeline's set-up."""
+
+    code = "no_stage_owner"
+
+
+def stage_owner(stage: str) -> Eidolon:
+    """The Eidolon owning ``stage`` (one at most: a unique column); NoStageOwner when none does."""
+    owner = Eidolon.objects.filter(stage=stage).first()
+    if owner is None:
+        raise NoStageOwner(f"No Eidolon owns the stage {stage}: assign one in the admin first.", stage=stage)
+    return owner
+
+
+def stage_owners() -> dict[str, Eidolon]:
+    """Stage -> the Eidolon owning it, in pipeline order (stages nobody owns are left out)."""
+    owners = {e.stage: e for e in Eidolon.objects.filter(stage__in=PIPELINE_ORDER)}
+    return {stage.value: owners[stage] for stage in PIPELINE_ORDER if stage in owners}
+
+
+def stage_owner_name(stage_field: str = "stage") -> Subquery:
+    """The name of the Eidolon owning the stage in the outer row's ``stage_field``, for ``annotate()``."""
+    return Subquery(Eidolon.objects.filter(stage=OuterRef(stage_field)).values("name")[:1])
+
+
+def stages_owned_by(slug: str) -> QuerySet:
+    """The stage the Eidolon ``slug`` owns, as a subquery for ``stage__in`` (empty for a core Eidolon)."""
+    return Eidolon.objects.filter(slug=slug, stage__isnull=False).values("stage")
 
 
 def eidolon_overview() -> QuerySet[Eidolon]:

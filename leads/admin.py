@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from eidolons.choices import PipelineStage
-from eidolons.models import Eidolon, Signal
+from eidolons.models import Signal
+from eidolons.selectors import stage_owners
 from maxportal.kernel.actors import Actor
 from maxportal.kernel.admin import ReadOnlyInline
 from maxportal.kernel.errors import DomainError
@@ -34,7 +35,7 @@ class OwnerFilter(admin.SimpleListFilter):
     parameter_name = "owner"
 
     def lookups(self, request, model_admin):
-        return [(e.slug, e.name) for e in Eidolon.objects.exclude(stage__isnull=True).order_by("container__vmid")]
+        return [(e.slug, e.name) for e in stage_owners().values()]
 
     def queryset(self, request, queryset):
         return leads_owned_by(queryset, slug=self.value()) if self.value() else queryset

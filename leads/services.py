@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from eidolons.models import CliAgent, Eidolon
-from eidolons.selectors import agent_of_kind
+from eidolons.selectors import agent_of_kind, stage_owner
 from eidolons.services import json_size_check, signal_send
 from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
 
@@ -41,12 +41,6 @@ FREE_MAIL_DOMAINS = frozenset(
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 
 
-class NoStageOwner(NotAllowed):
-    """The next stage has no Eidolon to take the lead: a conflict with the pipeline's set-up."""
-
-    code = "no_stage_owner"
-
-
 def email_normalize(email: str) -> tuple[str, str]:
     """(normalised email, company domain); the domain is empty for free-mail providers."""
     email = (email or "").strip().lower()
@@ -58,13 +52,6 @@ def _no_nul(**fields) -> None:
     for name, value in fields.items():
         if isinstance(value, str) and "\x00" in value:
             raise ValidationError({name: f"{name} contains a NUL character; remove it."})
-
-
-def _stage_owner(stage: str) -> Eidolon:
-    owner = Eidolon.objects.filter(stage=stage).first()
-    if owner is None:
-        raise NoStageOwner(f"No Eidolon owns the stage {stage}: assign one in the admin first.", stage=stage)
-    return owner
 
 
 def _actor_agent(actor, agent_kind: str | None) -> CliAgent | None:
@@ -102,7 +89,7 @@ def _signal_for(move, *, lead, actor, previous_stage, summary) -> tuple[Eidolon 
         if recipient is None:
             return None, {}
     else:
-        recipient = _stage_owner(lead.stage)
+        recipient = stage_owner(lead.stage)
     payload = {
         "from": actor.sender,
         "to": recipient.name,
@@ -128,7 +115,7 @@ def lead_ingest(
     A duplicate is an open lead with the same normalised email or company domain. Only the LeadGen
     Eidolon (LILLy) and staff ingest leads.
     """
-    if not (actor.is_staff or (actor.eidolon is not None and actor.eidolon.stage == stages.PIPELINE_ORDER[0])):
+    if not (actor.is_staff or stages.owns_stage(actor, stages.PIPELINE_ORDER[0])):
         raise Forbidden(f"{actor.label} may not ingest leads: only the LeadGen Eidolon and staff do.")
     data = data or {}
     _no_nul(company=company, email=email, contact_name=contact_name, phone=phone, next_action=next_action,
@@ -272,7 +259,7 @@ def artifact_add(
     lead = leads_visible_to(actor).filter(pk=lead_id).first()
     if lead is None:
         raise NotFound(f"Lead {lead_id} does not exist or is not one {actor.label} can see.", lead_id=str(lead_id))
-    if not actor.is_staff and actor.eidolon.stage != lead.stage:
+    if not (actor.is_staff or stages.owns_stage(actor, lead.stage)):
         raise Forbidden(
             f"{actor.label} may add artifacts only to leads in its own stage; this lead is in {lead.stage}.",
             stage=lead.stage, status=lead.status,

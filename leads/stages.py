@@ -89,11 +89,16 @@ INGEST = Move(LeadMoveChoices.INGEST, (), IN_PROGRESS, OWNER_OR_STAFF,
               signal_type=SignalTypeChoices.PIPELINE_TRANSITION, signal_to=SignalTo.NEW_OWNER)
 
 
+def owns_stage(actor, stage: str) -> bool:
+    """Whether ``actor`` speaks for the Eidolon owning ``stage``."""
+    return actor.eidolon is not None and actor.eidolon.stage == stage
+
+
 def _actor_roles(actor, stage: str) -> set[Who]:
     roles = set()
     if actor.is_staff:
         roles.add(Who.STAFF)
-    if actor.eidolon is not None and actor.eidolon.stage == stage:
+    if owns_stage(actor, stage):
         roles.add(Who.OWNER)
     return roles
 
