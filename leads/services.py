@@ -215,24 +215,23 @@ def lead_move(
     return lead, transition
 
 
-def lead_handoff(*, lead_id, actor, summary: str = "", data=None, next_action=None, agent_kind=None):
-    """Hand the lead to the next stage's Eidolon (PIPELINE_TRANSITION in its inbox)."""
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.HANDOFF, actor=actor, summary=summary, data=data,
-                     next_action=next_action, agent_kind=agent_kind)
+def _move_service(move: stages.Move):
+    """``lead_<move>(*, lead_id, actor, ...)``: ``lead_move`` with the move filled in."""
+
+    def service(*, lead_id, actor, **fields) -> tuple[Lead, StageTransition]:
+        return lead_move(lead_id=lead_id, move=move.name, actor=actor, **fields)
+
+    service.__name__ = service.__qualname__ = f"lead_{move.name.value}"
+    takes = [name for name, on in (("reason", move.needs_reason), ("summary", move.takes_summary),
+                                   ("data, next_action", move.takes_data)) if on]
+    service.__doc__ = f"{move.label} (``lead_move`` with move={move.name.value!r}; takes {', '.join(takes) or '-'})."
+    return service
 
 
-def lead_escalate(*, lead_id, actor, reason: str, agent_kind=None):
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.ESCALATE, actor=actor, reason=reason,
-                     agent_kind=agent_kind)
-
-
-def lead_fail(*, lead_id, actor, reason: str, agent_kind=None):
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.FAIL, actor=actor, reason=reason, agent_kind=agent_kind)
-
-
-def lead_complete(*, lead_id, actor, summary: str = "", agent_kind=None):
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.COMPLETE, actor=actor, summary=summary,
-                     agent_kind=agent_kind)
+# One service per move of the stage machine's table, by name (lead_handoff, lead_escalate, lead_fail,
+# lead_complete, ...): generated, so a move added to leads.stages.MOVES has its service at once.
+MOVE_SERVICES = {name: _move_service(move) for name, move in stages.MOVES.items()}
+globals().update({service.__name__: service for service in MOVE_SERVICES.values()})
 
 
 @transaction.atomic
