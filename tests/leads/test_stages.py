@@ -97,8 +97,7 @@ def test_refused_move_answers_409_naming_the_state_and_the_allowed_moves(
 
     assert response.status_code == 409, response.content
     body = response.json()
-    assert (body["stage"], body["status"], body["allowed_moves"]) == (stage, status, allowed)
-    assert stage in body["detail"] and status in body["detail"]
+    assert (body["error"], body["stage"], body["status"], body["allowed_moves"]) == ("conflict", stage, status, allowed)
     lead.refresh_from_db()
     assert (lead.stage, lead.status) == (stage, status), "nothing changed"
     assert not StageTransition.objects.filter(lead=lead).exists() and not Signal.objects.filter(lead=lead).exists()
@@ -111,7 +110,8 @@ def test_an_eidolon_cannot_move_a_lead_of_another_stage_it_has_seen(agents, lead
     response = agents["lilly"].post(f"/leads/{lead_id}/fail", {"reason": "changed my mind"})
 
     assert response.status_code == 409
-    assert response.json()["allowed_moves"] == [] and "FirstResponder" in response.json()["detail"]
+    assert (response.json()["error"], response.json()["stage"], response.json()["allowed_moves"]) == (
+        "conflict", "FirstResponder", [])
 
 
 def test_an_eidolon_cannot_even_see_a_lead_it_never_touched(agents, lead_id):
@@ -171,7 +171,8 @@ def test_reopen_refused_while_another_open_lead_has_the_same_email(agents, staff
 
     response = _do(staff_api, old, "reopen")
 
-    assert response.status_code == 409 and "another open lead" in response.json()["detail"]
+    assert response.status_code == 409
+    assert (response.json()["error"], response.json()["status"]) == ("conflict", "failed")
     old.refresh_from_db()
     assert old.status == "failed"
 
