@@ -85,8 +85,9 @@ def django_setup(spec: dict) -> dict:
     from django.utils import timezone
 
     from eidolons.models import Eidolon
-    from eidolons.services import api_token_issue, max_plan_load
+    from eidolons.services import api_token_issue
     from leads.models import Lead
+    from provisioning.plan import max_plan_load
 
     call_command("migrate", interactive=False, verbosity=0)
     max_plan_load()

@@ -104,9 +104,9 @@ def one_run(args, scratch: Path, *, vmids: list[int], label: str) -> dict:
     from django.core.management import call_command
 
     from eidolons.models import Signal
-    from eidolons.services import max_plan_load
     from provisioning.devtools.local_pve import configure_local_host, start_local_proxmox
     from provisioning.models import ChecklistEvent, ChecklistStep, Container, ProxmoxHost, StepRun
+    from provisioning.plan import max_plan_load
     from provisioning.selectors import provisioning_in_progress
     from provisioning.services import ENGINE, checklist_ensure_all, container_provision, step_tick
 

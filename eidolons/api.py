@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
+from leads.selectors import open_leads_by_stage
 from maxportal.kernel.db import db_sync_to_async, release_connection
 from maxportal.kernel.errors import Forbidden, NotFound
 from maxportal.kernel.idempotency import idempotent
@@ -225,9 +226,10 @@ def agent_heartbeat(request: HttpRequest, payload: HeartbeatIn):
 @router.get("/agents/health", response={200: list[EidolonHealthOut], **ERRORS},
             summary="Each Eidolon and agent: last heartbeat, stale or not, inbox depth, open leads")
 def agents_health(request: HttpRequest):
+    open_leads = open_leads_by_stage()
     return [
         EidolonHealthOut(
-            name=e.name, slug=e.slug, stage=e.stage, inbox_depth=e.inbox_depth, open_leads=e.open_leads,
+            name=e.name, slug=e.slug, stage=e.stage, inbox_depth=e.inbox_depth, open_leads=open_leads.get(e.stage, 0),
             stale=all(a.stale for a in agents), agents=[AgentHealthOut(**a.__dict__) for a in agents],
         )
         for e, agents in selectors.agents_health()

@@ -1,4 +1,9 @@
-"""Writes of the eidolons app: loading the MAX plan, signals, API tokens and heartbeats."""
+"""Writes of the eidolons app: a plan's Eidolons (with mailboxes and agents), signals, API tokens and
+heartbeats.
+
+The MAX plan's loader lives in ``provisioning.plan`` (it creates hosts and containers too) and
+creates the Eidolons through ``eidolon_ensure`` here.
+"""
 
 import contextlib
 import hashlib
@@ -8,7 +13,6 @@ import logging
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,124 +23,51 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from maxportal.kernel.errors import NotFound
-from provisioning.models import Container, NetworkBridge, ProxmoxHost
+from maxportal.kernel.plans import PlanLoadReport, record_ensure
 
-from . import inbox, max_plan
+from . import inbox
 from .choices import CLI_AGENT_NPM_PACKAGES, CliAgentKindChoices, CliAgentStatusChoices
 from .models import ApiToken, CliAgent, Eidolon, M365Account, Signal
+from .selectors import agent_of_kind, inbox_deliverable
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class PlanLoadReport:
-    """What a load of the plan did: records created, and existing ones that differ from the plan."""
-
-    created: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    differences: list[str] = field(default_factory=list)
-
-    @property
-    def changed_nothing(self) -> bool:
-        return not self.created
+# --- The plan's Eidolons ---------------------------------------------------------------------
 
 
-def _ensure(report: PlanLoadReport, model: type[models.Model], lookup: dict, values: dict) -> models.Model:
-    """Create the record if missing; never overwrite one that exists, but report what differs.
-
-    An operator may have changed a record on purpose (more memory for Clara): the plan is where
-    things start, not a reset button.
-    """
-    instance = model.objects.filter(**lookup).first()
-    if instance is None:
-        instance = model(**lookup, **values)
-        instance.full_clean()
-        instance.save()
-        report.created.append(f"{model._meta.verbose_name} {instance}")
-        return instance
-    report.unchanged += 1
-    for name, planned in values.items():
-        current = getattr(instance, name)
-        if isinstance(planned, models.Model):
-            current, planned = getattr(instance, f"{name}_id"), planned.pk
-        if current != planned:
-            report.differences.append(
-                f"{model._meta.verbose_name} {instance}: {name} is {current!r}, the plan says {planned!r} (left as is)"
-            )
-    return instance
-
-
-def _agent_values(kind: CliAgentKindChoices, *, core: bool) -> dict:
+def _agent_values(kind: CliAgentKindChoices, *, core: bool) -> tuple[dict, dict]:
+    """What the plan names for an agent of ``kind``, and the status it starts in (changed by provisioning
+    and heartbeats afterwards, so never compared with the plan)."""
     if core:
         # The core Orchestra's agents run in the sessions that exist today (claude_session, ...).
-        return {
-            "npm_package": CLI_AGENT_NPM_PACKAGES[kind],
-            "tmux_session": f"{kind.value}_session",
-            "systemd_unit": "",
-            "status": CliAgentStatusChoices.INSTALLED,
-        }
-    return {
-        "npm_package": CLI_AGENT_NPM_PACKAGES[kind],
-        "tmux_session": f"max-{kind.value}",
-        "systemd_unit": f"max-agent@{kind.value}.service",
-        "status": CliAgentStatusChoices.NOT_INSTALLED,
-    }
+        values = {"tmux_session": f"{kind.value}_session", "systemd_unit": ""}
+        status = CliAgentStatusChoices.INSTALLED
+    else:
+        values = {"tmux_session": f"max-{kind.value}", "systemd_unit": f"max-agent@{kind.value}.service"}
+        status = CliAgentStatusChoices.NOT_INSTALLED
+    return {"npm_package": CLI_AGENT_NPM_PACKAGES[kind], **values}, {"status": status}
 
 
-@transaction.atomic
-def max_plan_load() -> PlanLoadReport:
-    """Create what the MAX plan names; a second run creates nothing and says so."""
-    report = PlanLoadReport()
-    host_values = {k: v for k, v in max_plan.HOST.items() if k != "name"}
-    host_values["api_url"] = settings.MAXPORTAL_LOCAL_PROXMOX_URL
-    host = _ensure(report, ProxmoxHost, {"name": max_plan.HOST["name"]}, host_values)
-    bridge = _ensure(
-        report,
-        NetworkBridge,
-        {"host": host, "name": max_plan.BRIDGE["name"]},
-        {"subnet": max_plan.BRIDGE["subnet"], "gateway": max_plan.BRIDGE["gateway"]},
-    )
-
-    containers = {}
-    for spec in max_plan.EXISTING_CONTAINERS:
-        values = {k: v for k, v in spec.items() if k != "vmid"}
-        values.update(storage="", ostemplate="", feature_keyctl=False, status="unknown")
-        containers[spec["vmid"]] = _ensure(report, Container, {"host": host, "vmid": spec["vmid"]}, values)
-
-    for vmid, name, slug, role, stage, address, ip in max_plan.MAX_EIDOLONS:
-        container = _ensure(
-            report,
-            Container,
-            {"host": host, "vmid": vmid},
-            {"hostname": slug, "bridge": bridge, "ip_address": ip, **max_plan.MAX_CONTAINER_DEFAULTS},
+def eidolon_ensure(
+    report: PlanLoadReport, *, slug: str, name: str, role: str, stage: str | None = None, container=None,
+    mailbox_address: str = "", mailbox_display_name: str = "", personality_notes: str = "",
+) -> Eidolon:
+    """An Eidolon of a plan with its mailbox (when it has one) and its four CLI agents, created when
+    missing and left as they are (differences reported) when not. ``container`` is the record the
+    caller (the plan loader in provisioning) ensured; a core Eidolon (no stage) runs the core agents."""
+    values = {"name": name, "role": role, "stage": stage, "container": container}
+    if mailbox_address:
+        values["mailbox"] = record_ensure(
+            report, M365Account, {"address": mailbox_address}, {"display_name": mailbox_display_name}
         )
-        mailbox = _ensure(report, M365Account, {"address": address}, {"display_name": f"{name} ({role})"})
-        eidolon = _ensure(
-            report,
-            Eidolon,
-            {"slug": slug},
-            {"name": name, "role": role, "stage": stage, "container": container, "mailbox": mailbox},
-        )
-        for kind in CliAgentKindChoices:
-            _ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, _agent_values(kind, core=False))
-
-    for spec in max_plan.CORE_EIDOLONS:
-        vmid = spec["container_vmid"]
-        eidolon = _ensure(
-            report,
-            Eidolon,
-            {"slug": spec["slug"]},
-            {
-                "name": spec["name"],
-                "role": spec["role"],
-                "stage": None,
-                "container": containers.get(vmid) if vmid else None,
-                "personality_notes": spec["personality_notes"],
-            },
-        )
-        for kind in CliAgentKindChoices:
-            _ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, _agent_values(kind, core=True))
-    return report
+    if personality_notes:
+        values["personality_notes"] = personality_notes
+    eidolon = record_ensure(report, Eidolon, {"slug": slug}, values)
+    for kind in CliAgentKindChoices:
+        planned, initial = _agent_values(kind, core=stage is None)
+        record_ensure(report, CliAgent, {"eidolon": eidolon, "kind": kind}, planned, initial=initial)
+    return eidolon
 
 
 # --- Signals ----------------------------------------------------------------------------------
@@ -210,8 +141,6 @@ def signal_claim(*, eidolon: Eidolon, agent: CliAgent | None = None, limit: int 
     timeout. A poll naming an agent never gets a sibling agent's signals. Two agents polling the same
     inbox at once get different signals (rows locked with SKIP LOCKED on PostgreSQL).
     """
-    from .selectors import inbox_deliverable
-
     now = timezone.now()
     with transaction.atomic():
         rows = list(
@@ -347,9 +276,7 @@ def agent_heartbeat(
     if state not in CliAgentStatusChoices.values:
         states = ", ".join(CliAgentStatusChoices.values)
         raise ValidationError({"state": f"{state!r} is not an agent state; use one of {states}."})
-    agent = CliAgent.objects.filter(eidolon=eidolon, kind=kind).first()
-    if agent is None:
-        raise NotFound(f"{eidolon} has no {kind} agent; add it in the admin first.", kind=kind)
+    agent = agent_of_kind(eidolon, kind, field="kind")
     agent.last_heartbeat_at = timezone.now()
     agent.reported_version = version[:50]
     agent.status = state

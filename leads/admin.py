@@ -7,13 +7,13 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from eidolons.choices import PipelineStage
-from eidolons.models import Eidolon, Signal
+from eidolons.models import Signal
+from eidolons.selectors import stage_owners
 from maxportal.kernel.actors import Actor
 from maxportal.kernel.admin import ReadOnlyInline
 from maxportal.kernel.errors import DomainError
 
-from . import services
-from .choices import LeadMoveChoices
+from . import services, stages
 from .models import Lead, StageArtifact, StageTransition
 from .selectors import lead_owner_name, leads_owned_by
 
@@ -34,7 +34,7 @@ class OwnerFilter(admin.SimpleListFilter):
     parameter_name = "owner"
 
     def lookups(self, request, model_admin):
-        return [(e.slug, e.name) for e in Eidolon.objects.exclude(stage__isnull=True).order_by("container__vmid")]
+        return [(e.slug, e.name) for e in stage_owners().values()]
 
     def queryset(self, request, queryset):
         return leads_owned_by(queryset, slug=self.value()) if self.value() else queryset
@@ -77,6 +77,16 @@ class StageArtifactInline(ReadOnlyInline):
         return format_html('<a href="{}">{}</a>', obj.file.url, obj.name) if obj.file else obj.name
 
 
+def _move_action(move: stages.Move):
+    """An admin action making ``move`` on each selected lead, with the reason (and stage) of the action bar."""
+
+    def action(model_admin, request, queryset):
+        model_admin._move(request, queryset, move.name)
+
+    action.__name__ = move.name.value  # the action's name in the form: "escalate"
+    return admin.action(description=f"{move.label}{' (give a reason)' if move.needs_reason else ''}")(action)
+
+
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     list_display = ("company", "contact_name", "stage", "owner", "status", "source", "stage_entered_at", "updated_at")
@@ -84,7 +94,8 @@ class LeadAdmin(admin.ModelAdmin):
     search_fields = ("company", "contact_name", "email", "company_domain", "id")
     date_hierarchy = "created_at"
     action_form = LeadActionForm
-    actions = ("escalate", "resolve", "reassign", "fail", "reopen")
+    # One action per move the stage machine offers the admin (leads/stages.py, ``in_admin``).
+    actions = [_move_action(move) for move in stages.MOVES.values() if move.in_admin]
     inlines = (StageTransitionInline, SignalInline, StageArtifactInline)
     fields = ("company", "contact_name", "email", "phone", "source", "stage", "status", "next_action", "data",
               "created_at", "updated_at", "stage_entered_at")
@@ -136,27 +147,6 @@ class LeadAdmin(admin.ModelAdmin):
             messages.success(request, f"{move}: {done} lead(s) moved.")
         for text in refused:
             messages.error(request, text)
-
-    @admin.action(description="Escalate to a human (give a reason)")
-    def escalate(self, request, queryset):
-        self._move(request, queryset, LeadMoveChoices.ESCALATE)
-
-    @admin.action(description="Resolve: back to in progress")
-    def resolve(self, request, queryset):
-        self._move(request, queryset, LeadMoveChoices.RESOLVE)
-
-    @admin.action(description="Reassign to the chosen stage (give a reason)")
-    def reassign(self, request, queryset):
-        self._move(request, queryset, LeadMoveChoices.REASSIGN)
-
-    @admin.action(description="Fail (give a reason)")
-    def fail(self, request, queryset):
-        self._move(request, queryset, LeadMoveChoices.FAIL)
-
-    @admin.action(description="Reopen (give a reason)")
-    def reopen(self, request, queryset):
-        self._move(request, queryset, LeadMoveChoices.REOPEN)
-
 
 @admin.register(StageTransition)
 class StageTransitionAdmin(admin.ModelAdmin):

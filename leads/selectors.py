@@ -6,9 +6,11 @@ leads in the stage it owns and those it has worked on or been signalled about; s
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
-from eidolons.models import Eidolon, Signal
+from eidolons.choices import PIPELINE_ORDER
+from eidolons.models import Signal
+from eidolons.selectors import stage_owner_name, stage_owners, stages_owned_by
 
-from .choices import LEAD_OPEN_STATUSES
+from .choices import LEAD_OPEN_STATUSES, LeadStatusChoices
 from .models import Lead, StageArtifact, StageTransition
 
 
@@ -45,13 +47,12 @@ def lead_list(
 
 def leads_owned_by(qs: QuerySet[Lead], *, slug: str) -> QuerySet[Lead]:
     """The leads of ``qs`` in the stage the Eidolon ``slug`` owns (none for a core Eidolon)."""
-    stage = Eidolon.objects.filter(slug=slug).values_list("stage", flat=True).first()
-    return qs.filter(stage=stage) if stage else qs.none()
+    return qs.filter(stage__in=stages_owned_by(slug))
 
 
 def lead_owner_name() -> Subquery:
-    """The name of the Eidolon owning a lead's stage, for ``annotate()`` on list pages."""
-    return Subquery(Eidolon.objects.filter(stage=OuterRef("stage")).values("name")[:1])
+    """The name of the Eidolon owning a lead's stage, for ``annotate(owner_name=...)`` on list pages."""
+    return stage_owner_name("stage")
 
 
 def lead_history(*, lead: Lead) -> QuerySet[StageTransition]:
@@ -77,9 +78,10 @@ def lead_open_duplicate(*, email_normalized: str, company_domain: str) -> Lead |
     return Lead.objects.filter(match, status__in=LEAD_OPEN_STATUSES).order_by("created_at").first()
 
 
-def stage_owners() -> dict[str, Eidolon]:
-    """Stage -> the Eidolon owning it."""
-    return {e.stage: e for e in Eidolon.objects.exclude(stage__isnull=True).exclude(stage="")}
+def open_leads_by_stage() -> dict[str, int]:
+    """Stage -> how many of its leads are open (not completed or failed): the owning Eidolon's workload."""
+    rows = Lead.objects.filter(status__in=LEAD_OPEN_STATUSES).values("stage").annotate(n=Count("id")).order_by()
+    return {r["stage"]: r["n"] for r in rows}
 
 
 def funnel_counts() -> dict[tuple[str, str], int]:
@@ -98,10 +100,6 @@ def recent_transitions(*, limit: int = 20) -> QuerySet[StageTransition]:
 
 def funnel_table() -> list[dict]:
     """One row per stage in pipeline order: its owner, a count per status, and the open total."""
-    from eidolons.choices import PIPELINE_ORDER
-
-    from .choices import LeadStatusChoices
-
     counts = funnel_counts()
     owners = stage_owners()
     rows = []

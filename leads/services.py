@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from eidolons.models import CliAgent, Eidolon
+from eidolons.selectors import agent_of_kind, stage_owner
 from eidolons.services import json_size_check, signal_send
 from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
 
@@ -40,12 +41,6 @@ FREE_MAIL_DOMAINS = frozenset(
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 
 
-class NoStageOwner(NotAllowed):
-    """The next stage has no Eidolon to take the lead: a conflict with the pipeline's set-up."""
-
-    code = "no_stage_owner"
-
-
 def email_normalize(email: str) -> tuple[str, str]:
     """(normalised email, company domain); the domain is empty for free-mail providers."""
     email = (email or "").strip().lower()
@@ -59,13 +54,6 @@ def _no_nul(**fields) -> None:
             raise ValidationError({name: f"{name} contains a NUL character; remove it."})
 
 
-def _stage_owner(stage: str) -> Eidolon:
-    owner = Eidolon.objects.filter(stage=stage).first()
-    if owner is None:
-        raise NoStageOwner(f"No Eidolon owns the stage {stage}: assign one in the admin first.", stage=stage)
-    return owner
-
-
 def _actor_agent(actor, agent_kind: str | None) -> CliAgent | None:
     """The agent that spoke: the token's own, or the one the request names (of the same Eidolon)."""
     if actor.agent is not None:
@@ -73,10 +61,7 @@ def _actor_agent(actor, agent_kind: str | None) -> CliAgent | None:
             raise ValidationError({"agent": f"This token belongs to the {actor.agent.kind} agent, not {agent_kind}."})
         return actor.agent
     if agent_kind and actor.eidolon is not None:
-        agent = CliAgent.objects.filter(eidolon=actor.eidolon, kind=agent_kind).first()
-        if agent is None:
-            raise ValidationError({"agent": f"{actor.eidolon.name} has no {agent_kind} agent."})
-        return agent
+        return agent_of_kind(actor.eidolon, agent_kind)
     return None
 
 
@@ -104,7 +89,7 @@ def _signal_for(move, *, lead, actor, previous_stage, summary) -> tuple[Eidolon 
         if recipient is None:
             return None, {}
     else:
-        recipient = _stage_owner(lead.stage)
+        recipient = stage_owner(lead.stage)
     payload = {
         "from": actor.sender,
         "to": recipient.name,
@@ -130,7 +115,7 @@ def lead_ingest(
     A duplicate is an open lead with the same normalised email or company domain. Only the LeadGen
     Eidolon (LILLy) and staff ingest leads.
     """
-    if not (actor.is_staff or (actor.eidolon is not None and actor.eidolon.stage == stages.PIPELINE_ORDER[0])):
+    if not (actor.is_staff or stages.owns_stage(actor, stages.PIPELINE_ORDER[0])):
         raise Forbidden(f"{actor.label} may not ingest leads: only the LeadGen Eidolon and staff do.")
     data = data or {}
     _no_nul(company=company, email=email, contact_name=contact_name, phone=phone, next_action=next_action,
@@ -230,24 +215,23 @@ def lead_move(
     return lead, transition
 
 
-def lead_handoff(*, lead_id, actor, summary: str = "", data=None, next_action=None, agent_kind=None):
-    """Hand the lead to the next stage's Eidolon (PIPELINE_TRANSITION in its inbox)."""
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.HANDOFF, actor=actor, summary=summary, data=data,
-                     next_action=next_action, agent_kind=agent_kind)
+def _move_service(move: stages.Move):
+    """``lead_<move>(*, lead_id, actor, ...)``: ``lead_move`` with the move filled in."""
+
+    def service(*, lead_id, actor, **fields) -> tuple[Lead, StageTransition]:
+        return lead_move(lead_id=lead_id, move=move.name, actor=actor, **fields)
+
+    service.__name__ = service.__qualname__ = f"lead_{move.name.value}"
+    takes = [name for name, on in (("reason", move.needs_reason), ("summary", move.takes_summary),
+                                   ("data, next_action", move.takes_data)) if on]
+    service.__doc__ = f"{move.label} (``lead_move`` with move={move.name.value!r}; takes {', '.join(takes) or '-'})."
+    return service
 
 
-def lead_escalate(*, lead_id, actor, reason: str, agent_kind=None):
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.ESCALATE, actor=actor, reason=reason,
-                     agent_kind=agent_kind)
-
-
-def lead_fail(*, lead_id, actor, reason: str, agent_kind=None):
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.FAIL, actor=actor, reason=reason, agent_kind=agent_kind)
-
-
-def lead_complete(*, lead_id, actor, summary: str = "", agent_kind=None):
-    return lead_move(lead_id=lead_id, move=LeadMoveChoices.COMPLETE, actor=actor, summary=summary,
-                     agent_kind=agent_kind)
+# One service per move of the stage machine's table, by name (lead_handoff, lead_escalate, lead_fail,
+# lead_complete, ...): generated, so a move added to leads.stages.MOVES has its service at once.
+MOVE_SERVICES = {name: _move_service(move) for name, move in stages.MOVES.items()}
+globals().update({service.__name__: service for service in MOVE_SERVICES.values()})
 
 
 @transaction.atomic
@@ -274,7 +258,7 @@ def artifact_add(
     lead = leads_visible_to(actor).filter(pk=lead_id).first()
     if lead is None:
         raise NotFound(f"Lead {lead_id} does not exist or is not one {actor.label} can see.", lead_id=str(lead_id))
-    if not actor.is_staff and actor.eidolon.stage != lead.stage:
+    if not (actor.is_staff or stages.owns_stage(actor, lead.stage)):
         raise Forbidden(
             f"{actor.label} may add artifacts only to leads in its own stage; this lead is in {lead.stage}.",
             stage=lead.stage, status=lead.status,

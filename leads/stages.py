@@ -8,6 +8,11 @@ asks this module. Actors:
 The owner of the next stage receives a PIPELINE_TRANSITION signal when a lead is handed to it;
 escalations go to the escalation Eidolon's inbox (MAXPORTAL_ESCALATION_EIDOLON); a lead a human
 sends back to work is announced to its stage owner with a TASK_ASSIGNMENT.
+
+``MOVES`` is the one table the interfaces read: the service wrappers (``leads.services.lead_<move>``),
+the admin's actions and the API's move endpoints are generated from it. Each ``Move`` says what they
+need: its name and label, what the actor writes (a required reason, an optional summary, data), who
+may make it, and whether the admin offers it.
 """
 
 from dataclasses import dataclass
@@ -16,7 +21,7 @@ from enum import Enum
 from django.core.exceptions import ValidationError
 
 from eidolons.choices import PIPELINE_ORDER, PipelineStage, SignalTypeChoices, next_stage
-from maxportal.kernel.errors import NotAllowed
+from maxportal.kernel.errors import NotAllowed, ReasonRequired
 
 from .choices import LEAD_OPEN_STATUSES, LeadMoveChoices, LeadStatusChoices
 
@@ -49,16 +54,35 @@ class SignalTo(Enum):
 
 @dataclass(frozen=True)
 class Move:
+    """One move of the machine: where from, where to, who may make it, what it signals, what it takes."""
+
     name: LeadMoveChoices
     from_statuses: tuple[str, ...]
     to_status: str
     who: frozenset[Who]
     stages: StageRule = StageRule.ANY
-    needs_reason: bool = False
+    needs_reason: bool = False  # the actor must say why (ReasonRequired otherwise)
+    takes_summary: bool = False  # the actor may say what was done (it goes into the signal)
+    takes_data: bool = False  # the actor may merge data into the lead and set its next action (handoff)
     signal_type: str | None = None
     signal_to: SignalTo = SignalTo.NONE
     advances: bool = False  # to the next stage
     chooses_stage: bool = False  # the actor names the target stage (reassign)
+    in_admin: bool = False  # offered as a bulk action on the admin's lead list
+
+    @property
+    def label(self) -> str:
+        return self.name.label
+
+    @property
+    def slug(self) -> str:
+        """The move's name in a URL (``await-human``)."""
+        return self.name.value.replace("_", "-")
+
+    @property
+    def for_agents(self) -> bool:
+        """Whether the owning Eidolon's agents make it (else only staff do)."""
+        return Who.OWNER in self.who
 
 
 OWNER_OR_STAFF = frozenset({Who.OWNER, Who.STAFF})
@@ -68,19 +92,23 @@ MOVES: dict[str, Move] = {
     m.name: m
     for m in (
         Move(LeadMoveChoices.HANDOFF, (IN_PROGRESS,), IN_PROGRESS, OWNER_OR_STAFF, StageRule.NOT_LAST,
+             takes_summary=True, takes_data=True,
              signal_type=SignalTypeChoices.PIPELINE_TRANSITION, signal_to=SignalTo.NEW_OWNER, advances=True),
         Move(LeadMoveChoices.ESCALATE, (IN_PROGRESS, AWAITING_HUMAN), ESCALATED, OWNER_OR_STAFF,
-             needs_reason=True, signal_type=SignalTypeChoices.ESCALATION, signal_to=SignalTo.ESCALATION),
+             needs_reason=True, signal_type=SignalTypeChoices.ESCALATION, signal_to=SignalTo.ESCALATION,
+             in_admin=True),
         Move(LeadMoveChoices.AWAIT_HUMAN, (IN_PROGRESS,), AWAITING_HUMAN, OWNER_OR_STAFF, needs_reason=True),
         Move(LeadMoveChoices.RESOLVE, (ESCALATED, AWAITING_HUMAN), IN_PROGRESS, STAFF_ONLY,
-             signal_type=SignalTypeChoices.TASK_ASSIGNMENT, signal_to=SignalTo.OWNER),
+             signal_type=SignalTypeChoices.TASK_ASSIGNMENT, signal_to=SignalTo.OWNER, in_admin=True),
         Move(LeadMoveChoices.FAIL, (IN_PROGRESS, AWAITING_HUMAN, ESCALATED), FAILED, OWNER_OR_STAFF,
-             needs_reason=True),
-        Move(LeadMoveChoices.COMPLETE, (IN_PROGRESS,), COMPLETED, OWNER_OR_STAFF, StageRule.LAST),
+             needs_reason=True, in_admin=True),
+        Move(LeadMoveChoices.COMPLETE, (IN_PROGRESS,), COMPLETED, OWNER_OR_STAFF, StageRule.LAST,
+             takes_summary=True),
         Move(LeadMoveChoices.REOPEN, (COMPLETED, FAILED), IN_PROGRESS, STAFF_ONLY, needs_reason=True,
-             signal_type=SignalTypeChoices.TASK_ASSIGNMENT, signal_to=SignalTo.OWNER),
+             signal_type=SignalTypeChoices.TASK_ASSIGNMENT, signal_to=SignalTo.OWNER, in_admin=True),
         Move(LeadMoveChoices.REASSIGN, LEAD_OPEN_STATUSES, IN_PROGRESS, STAFF_ONLY, needs_reason=True,
-             signal_type=SignalTypeChoices.PIPELINE_TRANSITION, signal_to=SignalTo.NEW_OWNER, chooses_stage=True),
+             signal_type=SignalTypeChoices.PIPELINE_TRANSITION, signal_to=SignalTo.NEW_OWNER, chooses_stage=True,
+             in_admin=True),
     )
 }
 
@@ -89,11 +117,16 @@ INGEST = Move(LeadMoveChoices.INGEST, (), IN_PROGRESS, OWNER_OR_STAFF,
               signal_type=SignalTypeChoices.PIPELINE_TRANSITION, signal_to=SignalTo.NEW_OWNER)
 
 
+def owns_stage(actor, stage: str) -> bool:
+    """Whether ``actor`` speaks for the Eidolon owning ``stage``."""
+    return actor.eidolon is not None and actor.eidolon.stage == stage
+
+
 def _actor_roles(actor, stage: str) -> set[Who]:
     roles = set()
     if actor.is_staff:
         roles.add(Who.STAFF)
-    if actor.eidolon is not None and actor.eidolon.stage == stage:
+    if owns_stage(actor, stage):
         roles.add(Who.OWNER)
     return roles
 
@@ -143,7 +176,7 @@ def check(*, move_name: str, stage: str, status: str, actor, reason: str = "", t
             stage=stage, status=status, allowed_moves=allowed, move=move_name,
         )
     if move.needs_reason and not reason.strip():
-        raise ValidationError({"reason": f"{move_name} needs a reason: say why, in a sentence."})
+        raise ReasonRequired(f"{move_name} needs a reason: say why, in a sentence.", move=move_name)
     if move.chooses_stage:
         if to_stage not in PipelineStage.values:
             stages = ", ".join(PipelineStage.values)

@@ -1,10 +1,13 @@
-"""Settings of maxportal, read from the environment.
+"""Settings of maxportal, read from the environment, grouped by concern.
 
 Every default works on a laptop with nothing else running: a SQLite file and a filesystem
 Celery broker under ``var/``. Production sets ``DJANGO_DEBUG=0`` and then must give a secret key;
 ``python manage.py check --deploy`` is clean with the production defaults below.
 
-No default here points anywhere but loopback.
+No default here points anywhere but loopback. The groups, in order: Django (the site, static
+files, security, logging), the database, Celery (with the one beat schedule), the agents' API,
+signals and the inbox, leads and the MAX plan, provisioning (Proxmox, the checklist engine, the
+in-container scripts).
 """
 
 from pathlib import Path
@@ -16,6 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+# === Django ==================================================================================
+# The site itself: debug and secret key, hosts, apps, templates, auth, static files, security.
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
@@ -84,11 +90,68 @@ TEMPLATES = [
 WSGI_APPLICATION = "maxportal.wsgi.application"
 ASGI_APPLICATION = "maxportal.asgi.application"
 
-# --- Database -------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+# Static files (whitenoise, collected under var/) and uploaded media (the leads' artifacts).
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+MEDIA_ROOT = env.path("MAXPORTAL_MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_URL = "media/"
+
+# Security: always-on headers; with DEBUG off, HTTPS only (check --deploy is clean).
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+    # maxportal is expected behind a TLS-terminating reverse proxy on the same host.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # /healthz is probed over plain HTTP on loopback by supervisors; it must not redirect.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# /healthz: how long the broker may take to answer before it is called down.
+MAXPORTAL_HEALTH_BROKER_TIMEOUT = env.float("MAXPORTAL_HEALTH_BROKER_TIMEOUT", default=2.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+}
+
+# === Database ================================================================================
+# SQLite under var/ by default; PostgreSQL (DATABASE_URL) in production and CI.
+
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'maxportal.sqlite3'}"),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+_ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if _ON_POSTGRESQL:
     # Opening a connection per request costs two thirds of a write endpoint's throughput
     # (TRAPS.md), so connections are kept. Under ASGI (uvicorn, the recommended server) every
     # request runs on a thread of its own and a CONN_MAX_AGE connection is never reused: it stays
@@ -107,53 +170,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 else:
     # SQLite: wait for the writer lock instead of failing at once while a worker writes.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The threaded worker, beat and the web server write to one file at once; a transaction that
+    # reads then writes would fail at once with "database is locked" when it has to upgrade its
+    # lock (SQLite does not wait in that case). BEGIN IMMEDIATE takes the write lock up front, so
+    # writers queue on the busy timeout above instead.
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
+# === Celery ==================================================================================
+# The broker (files under var/ by default, Redis in production), delivery guarantees, time limits
+# and the one beat schedule.
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
-
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "home"
-
-# --- Static files ---------------------------------------------------------------------------
-STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
-MEDIA_ROOT = env.path("MAXPORTAL_MEDIA_ROOT", default=VAR_DIR / "media")
-MEDIA_URL = "media/"
-
-# --- Security (production) ------------------------------------------------------------------
-SESSION_COOKIE_HTTPONLY = True
-X_FRAME_OPTIONS = "DENY"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-if not DEBUG:
-    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
-    # maxportal is expected behind a TLS-terminating reverse proxy on the same host.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    # /healthz is probed over plain HTTP on loopback by supervisors; it must not redirect.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-
-# --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The laptop default: messages are files under var/, no broker server needed.
@@ -188,55 +217,28 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=1800)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1900)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-
-# --- The MAX plan ---------------------------------------------------------------------------
-# Mailboxes of Eidolons must live in one of these M365 tenant domains.
-MAXPORTAL_MAILBOX_DOMAINS = env.list("MAXPORTAL_MAILBOX_DOMAINS", default=["meetmike.pro"])
-# vCPUs may be committed up to this many times the host's threads (agents are thin clients).
-MAXPORTAL_CPU_OVERCOMMIT_RATIO = env.float("MAXPORTAL_CPU_OVERCOMMIT_RATIO", default=2.0)
-# The Proxmox API the loaded plan's host points at: the local (embedded) one on loopback.
-MAXPORTAL_LOCAL_PROXMOX_URL = env.str("MAXPORTAL_LOCAL_PROXMOX_URL", default="https://127.0.0.1:8006")
-# Health check: how long the broker may take to answer before /healthz calls it down.
-MAXPORTAL_HEALTH_BROKER_TIMEOUT = env.float("MAXPORTAL_HEALTH_BROKER_TIMEOUT", default=2.0)
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+# The SapWaves are beat entries an operator edits in the admin (django-celery-beat's tables).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The portal's own periodic jobs (one beat runs; each job is idempotent anyway).
+CELERY_BEAT_SCHEDULE = {
+    # The reaper takes back checklist attempts that ran past their time limit.
+    "provisioning-reap-steps": {"task": "provisioning.steps_reap", "schedule": 60.0},
+    # The drift check reads every container from Proxmox and records what differs.
+    "provisioning-drift-check": {
+        "task": "provisioning.drift_check",
+        "schedule": env.float("MAXPORTAL_DRIFT_CHECK_SECONDS", default=300.0),
+    },
+    # Idempotency-Key answers older than MAXPORTAL_IDEMPOTENCY_TTL_HOURS are forgotten.
+    "kernel-idempotency-purge": {"task": "kernel.idempotency_purge", "schedule": 3600.0},
 }
 
-# --- Leads, signals and the agents' API (issue 4) --------------------------------------------
-# Artifacts live in default storage under <prefix>/<lead id>/stage-N-name/ (the synthesis's layout).
-MAXPORTAL_PIPELINE_STORAGE_PREFIX = env.str("MAXPORTAL_PIPELINE_STORAGE_PREFIX", default="max-pipeline")
-# When set, every signal is also written as a YAML file to <root>/<eidolon>_inbox/ (atomically)
-# for the file-based daemons, e.g. /var/lib/vz/shared/signals/max-pipeline. Empty: off.
-MAXPORTAL_SIGNAL_MIRROR_ROOT = env.str("MAXPORTAL_SIGNAL_MIRROR_ROOT", default="")
-# A delivered signal not acknowledged within this many seconds is delivered again.
-MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT = env.int("MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT", default=300)
-# Longest inbox long-poll (GET /api/v1/signals?wait=N) and how often a waiting poll looks at the
-# database anyway: on PostgreSQL only a safety net (LISTEN/NOTIFY wakes it; a poll also looks when
-# its wait ends), so the whole wait: 1,000 idle polls looking every 5 s cost 200 claims a second.
-# On SQLite (no LISTEN) it is how a poll sees signals other processes wrote.
-MAXPORTAL_SIGNAL_MAX_WAIT = env.int("MAXPORTAL_SIGNAL_MAX_WAIT", default=30)
-MAXPORTAL_SIGNAL_POLL_INTERVAL = env.float(
-    "MAXPORTAL_SIGNAL_POLL_INTERVAL",
-    default=30.0 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" else 0.5,
-)
-# A CLI agent whose last heartbeat is older than this is reported stale by /api/v1/agents/health.
-MAXPORTAL_HEARTBEAT_STALE_SECONDS = env.int("MAXPORTAL_HEARTBEAT_STALE_SECONDS", default=180)
+# === The agents' API =========================================================================
+# Rate limit, size limits, idempotency and the one error renderer (maxportal/api.py).
+
 # Requests per token (or staff user) per window; over it the API answers 429 with Retry-After.
 MAXPORTAL_API_RATE_LIMIT = env.int("MAXPORTAL_API_RATE_LIMIT", default=1200)
 MAXPORTAL_API_RATE_WINDOW = env.int("MAXPORTAL_API_RATE_WINDOW", default=60)
-# Size limits: a JSON field (lead data, signal payload) and an uploaded artifact.
-MAXPORTAL_API_MAX_JSON_BYTES = env.int("MAXPORTAL_API_MAX_JSON_BYTES", default=64 * 1024)
-MAXPORTAL_ARTIFACT_MAX_BYTES = env.int("MAXPORTAL_ARTIFACT_MAX_BYTES", default=10 * 1024 * 1024)
-# The Eidolon whose inbox gets ESCALATION signals (the synthesis: Claude on the core Orchestra
-# handles escalations); a human picks it up from the admin.
-MAXPORTAL_ESCALATION_EIDOLON = env.str("MAXPORTAL_ESCALATION_EIDOLON", default="mach42v2")
 # The cache counts requests for the rate limit: Redis when set (needed with several web workers),
 # else in-process memory.
 MAXPORTAL_CACHE_URL = env.str("MAXPORTAL_CACHE_URL", default="")
@@ -247,9 +249,55 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# Size limits: a JSON field (lead data, signal payload) and an uploaded artifact.
+MAXPORTAL_API_MAX_JSON_BYTES = env.int("MAXPORTAL_API_MAX_JSON_BYTES", default=64 * 1024)
+MAXPORTAL_ARTIFACT_MAX_BYTES = env.int("MAXPORTAL_ARTIFACT_MAX_BYTES", default=10 * 1024 * 1024)
+# Idempotency-Key answers are kept this long (Stripe: 24 h); the hourly beat job forgets older ones.
+MAXPORTAL_IDEMPOTENCY_TTL_HOURS = env.int("MAXPORTAL_IDEMPOTENCY_TTL_HOURS", default=24)
+# The API root's one mapping of domain errors to (HTTP status, body); the kernel's idempotency
+# stores refusals rendered by it, byte for byte what the API answers.
+MAXPORTAL_API_ERROR_RENDERER = "maxportal.api.error_status_and_body"
 
-# --- Proxmox client (provisioning/proxmox.py) and the local Proxmox (provisioning/local_pve.py) ---
-# Seconds per HTTP request to the Proxmox API: proxmoxer's 5 s default is too short for a busy node.
+# === Signals and the inbox ===================================================================
+# Delivery of signals to the Eidolons' agents: redelivery, long-poll, the YAML mirror, heartbeats.
+
+# A delivered signal not acknowledged within this many seconds is delivered again.
+MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT = env.int("MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT", default=300)
+# Longest inbox long-poll (GET /api/v1/signals?wait=N) and how often a waiting poll looks at the
+# database anyway: on PostgreSQL only a safety net (LISTEN/NOTIFY wakes it; a poll also looks when
+# its wait ends), so the whole wait: 1,000 idle polls looking every 5 s cost 200 claims a second.
+# On SQLite (no LISTEN) it is how a poll sees signals other processes wrote.
+MAXPORTAL_SIGNAL_MAX_WAIT = env.int("MAXPORTAL_SIGNAL_MAX_WAIT", default=30)
+MAXPORTAL_SIGNAL_POLL_INTERVAL = env.float("MAXPORTAL_SIGNAL_POLL_INTERVAL", default=30.0 if _ON_POSTGRESQL else 0.5)
+# Async inbox polls do their database work in asgiref's shared thread pool (few threads, few
+# connections, however many polls wait). Off: on each request's own thread, closed before waiting.
+MAXPORTAL_INBOX_THREAD_POOL = env.bool("MAXPORTAL_INBOX_THREAD_POOL", default=True)
+# When set, every signal is also written as a YAML file to <root>/<eidolon>_inbox/ (atomically)
+# for the file-based daemons, e.g. /var/lib/vz/shared/signals/max-pipeline. Empty: off.
+MAXPORTAL_SIGNAL_MIRROR_ROOT = env.str("MAXPORTAL_SIGNAL_MIRROR_ROOT", default="")
+# A CLI agent whose last heartbeat is older than this is reported stale by /api/v1/agents/health.
+MAXPORTAL_HEARTBEAT_STALE_SECONDS = env.int("MAXPORTAL_HEARTBEAT_STALE_SECONDS", default=180)
+
+# === Leads and the MAX plan ==================================================================
+# The pipeline's storage layout, who handles escalations, and the Eidolons' mailbox tenant.
+
+# Artifacts live in default storage under <prefix>/<lead id>/stage-N-name/ (the synthesis's layout).
+MAXPORTAL_PIPELINE_STORAGE_PREFIX = env.str("MAXPORTAL_PIPELINE_STORAGE_PREFIX", default="max-pipeline")
+# The Eidolon whose inbox gets ESCALATION signals (the synthesis: Claude on the core Orchestra
+# handles escalations); a human picks it up from the admin.
+MAXPORTAL_ESCALATION_EIDOLON = env.str("MAXPORTAL_ESCALATION_EIDOLON", default="mach42v2")
+# Mailboxes of Eidolons must live in one of these M365 tenant domains.
+MAXPORTAL_MAILBOX_DOMAINS = env.list("MAXPORTAL_MAILBOX_DOMAINS", default=["meetmike.pro"])
+
+# === Provisioning ============================================================================
+# Host capacity, the Proxmox client and the local Proxmox, the checklist engine, in-container scripts.
+
+# vCPUs may be committed up to this many times the host's threads (agents are thin clients).
+MAXPORTAL_CPU_OVERCOMMIT_RATIO = env.float("MAXPORTAL_CPU_OVERCOMMIT_RATIO", default=2.0)
+# The Proxmox API the loaded plan's host points at: the local (embedded) one on loopback.
+MAXPORTAL_LOCAL_PROXMOX_URL = env.str("MAXPORTAL_LOCAL_PROXMOX_URL", default="https://127.0.0.1:8006")
+
+# The Proxmox client: seconds per HTTP request (proxmoxer's 5 s default is too short for a busy node).
 MAXPORTAL_PVE_TIMEOUT = env.float("MAXPORTAL_PVE_TIMEOUT", default=30.0)
 # Connection errors, timeouts, 5xx and 595/596 are retried this many attempts in all, waiting
 # base * 2**n seconds (at most max) between them; 4xx never are. Stays far below the visibility timeout.
@@ -271,9 +319,8 @@ MAXPORTAL_PVE_SSH_ROOT_RUNNER = env.str(
 MAXPORTAL_PVE_LOCAL_PORT = env.int("MAXPORTAL_PVE_LOCAL_PORT", default=8006)
 MAXPORTAL_PVE_LOCAL_TIME_SCALE = env.float("MAXPORTAL_PVE_LOCAL_TIME_SCALE", default=1.0)
 
-# --- The provisioning checklist engine (provisioning/services.py, steps.py, tasks.py) ------------
-# A step waiting on a Proxmox task or an acknowledgement looks again after this many seconds; the
-# task ends its turn and re-sends itself instead of sleeping in the worker.
+# The checklist engine: a step waiting on a Proxmox task or an acknowledgement looks again after
+# this many seconds; the task ends its turn and re-sends itself instead of sleeping in the worker.
 MAXPORTAL_STEP_POLL_SECONDS = env.float("MAXPORTAL_STEP_POLL_SECONDS", default=2.0)
 # No countdown may reach the broker's visibility timeout (the message would be delivered twice).
 MAXPORTAL_MAX_COUNTDOWN_SECONDS = env.float("MAXPORTAL_MAX_COUNTDOWN_SECONDS", default=300.0)
@@ -283,38 +330,10 @@ MAXPORTAL_STEP_UNAVAILABLE_RETRIES = env.int("MAXPORTAL_STEP_UNAVAILABLE_RETRIES
 # A turn running a script holds its attempt for the script's time limit plus this margin; if its
 # worker was killed, the re-delivered message takes the turn over after that.
 MAXPORTAL_STEP_LEASE_MARGIN_SECONDS = env.int("MAXPORTAL_STEP_LEASE_MARGIN_SECONDS", default=60)
-# Periodic jobs (one beat; each job is idempotent anyway): the reaper takes back attempts that ran
-# past their time limit, the drift check reads every container from Proxmox.
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "provisioning-reap-steps": {"task": "provisioning.steps_reap", "schedule": 60.0},
-    "provisioning-drift-check": {
-        "task": "provisioning.drift_check",
-        "schedule": env.float("MAXPORTAL_DRIFT_CHECK_SECONDS", default=300.0),
-    },
-}
-# Async inbox polls do their database work in asgiref's shared thread pool (few threads, few
-# connections, however many polls wait). Off: on each request's own thread, closed before waiting.
-MAXPORTAL_INBOX_THREAD_POOL = env.bool("MAXPORTAL_INBOX_THREAD_POOL", default=True)
-# Idempotency-Key answers are kept this long (Stripe: 24 h); an hourly beat job forgets older ones.
-MAXPORTAL_IDEMPOTENCY_TTL_HOURS = env.int("MAXPORTAL_IDEMPOTENCY_TTL_HOURS", default=24)
-# The API root's one mapping of domain errors to (HTTP status, body); the kernel's idempotency
-# stores refusals rendered by it, byte for byte what the API answers.
-MAXPORTAL_API_ERROR_RENDERER = "maxportal.api.error_status_and_body"
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "kernel-idempotency-purge": {"task": "kernel.idempotency_purge", "schedule": 3600.0},
-}
-# SQLite (the laptop default): the threaded worker, beat and the web server write to one file at
-# once; a transaction that reads then writes would fail at once with "database is locked" when it
-# has to upgrade its lock (SQLite does not wait in that case). BEGIN IMMEDIATE takes the write lock
-# up front, so writers queue on the busy timeout above instead.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
 
-# --- In-container scripts and where they run (provisioning/scripts.py, executors.py) --------------
-# The repository the "repo cloned" step sparse-checks out into each Eidolon's workspace. No default:
-# nothing here may reach the internet on its own; the script refuses to run while it is empty.
+# In-container scripts: the repository the "repo cloned" step sparse-checks out into each
+# Eidolon's workspace. No default: nothing here may reach the internet on its own; the script
+# refuses to run while it is empty.
 MAXPORTAL_AGENT_REPO_URL = env.str("MAXPORTAL_AGENT_REPO_URL", default="")
 # The command run on the node for in-container work (`pct exec <vmid> -- bash -s`).
 MAXPORTAL_PCT_COMMAND = env.str("MAXPORTAL_PCT_COMMAND", default="pct")

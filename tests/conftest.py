@@ -2,7 +2,7 @@
 
 import pytest
 
-from eidolons.services import max_plan_load
+from provisioning.plan import max_plan_load
 
 
 @pytest.fixture(autouse=True)

@@ -22,9 +22,10 @@ from django.db import connection, transaction
 
 from eidolons import inbox
 from eidolons.models import Eidolon
-from eidolons.services import api_token_issue, max_plan_load, signal_send
+from eidolons.services import api_token_issue, signal_send
 from leads.services import lead_handoff, lead_ingest
 from maxportal.kernel.actors import Actor
+from provisioning.plan import max_plan_load
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

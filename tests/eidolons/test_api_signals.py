@@ -61,18 +61,23 @@ def test_an_eidolon_cannot_read_another_inbox(agents):
     _signal("clara")
     response = agents["mike"].get("/signals", {"eidolon": "clara"})
     assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
     assert Signal.objects.get().delivered_at is None
 
 
 def test_staff_read_a_named_inbox(staff_api, max_plan):
     signal = _signal("clara")
-    assert staff_api.get("/signals").status_code == 404, "staff must name the inbox"
+    unnamed = staff_api.get("/signals")
+    assert unnamed.status_code == 404, "staff must name the inbox"
+    assert unnamed.json()["error"] == "not_found"
     assert [s["id"] for s in staff_api.get("/signals", {"eidolon": "clara"}).json()] == [signal.pk]
 
 
 def test_ack_of_another_eidolons_signal_is_404_and_changes_nothing(agents):
     signal = _signal("clara")
-    assert agents["mike"].post(f"/signals/{signal.pk}/ack").status_code == 404
+    response = agents["mike"].post(f"/signals/{signal.pk}/ack")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
     signal.refresh_from_db()
     assert signal.acknowledged_at is None
     assert agents["clara"].post(f"/signals/{signal.pk}/ack").json()["acknowledged_at"]
@@ -105,24 +110,41 @@ def lead_id_for_lilly(agents):
 
 def test_agents_may_not_send_portal_signal_types(agents):
     response = agents["lilly"].post("/signals", {"type": "PIPELINE_TRANSITION", "to": "mike"})
-    assert response.status_code == 403 and not Signal.objects.exists()
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden" and not Signal.objects.exists()
 
 
 def test_a_signal_about_a_lead_the_sender_cannot_see_is_refused(agents, lead_id_for_lilly):
     response = agents["clara"].post("/signals", {"type": "TASK_ASSIGNMENT", "to": "mike",
                                                  "lead_id": lead_id_for_lilly})
-    assert response.status_code == 404 and response.json()["field"] == "lead_id"
+    assert response.status_code == 404
+    assert (response.json()["error"], response.json()["field"]) == ("not_found", "lead_id")
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"type": "TASK_ASSIGNMENT", "to": "nobody"}, "to"),
     ({"type": "TASK_ASSIGNMENT", "to": "mike", "agent": "siri"}, "agent"),
     ({"type": "GOSSIP", "to": "mike"}, "type"),
     ({"type": "TASK_ASSIGNMENT", "to": "mike", "payload": "text"}, "payload"),
 ])
-def test_bad_signals_are_refused_naming_the_field(agents, body, field):
+def test_malformed_signals_are_refused_naming_the_field(agents, body, field):
     response = agents["lilly"].post("/signals", body)
-    assert response.status_code in (404, 422) and field in response.content.decode()
+    assert response.status_code == 422
+    assert field in response.content.decode()
+    assert not Signal.objects.exists()
+
+
+def test_a_signal_to_an_eidolon_that_does_not_exist_is_not_found(agents):
+    response = agents["lilly"].post("/signals", {"type": "TASK_ASSIGNMENT", "to": "nobody"})
+    assert response.status_code == 404
+    assert (response.json()["error"], response.json()["field"]) == ("not_found", "to")
+    assert not Signal.objects.exists()
+
+
+def test_a_signal_to_an_agent_the_recipient_does_not_have_is_not_found(agents):
+    CliAgent.objects.filter(eidolon__slug="mike", kind="gemini").delete()
+    response = agents["lilly"].post("/signals", {"type": "TASK_ASSIGNMENT", "to": "mike", "agent": "gemini"})
+    assert response.status_code == 404
+    assert (response.json()["error"], response.json()["field"]) == ("not_found", "agent")
     assert not Signal.objects.exists()
 
 
@@ -144,7 +166,9 @@ def test_a_token_bound_to_an_agent_speaks_only_for_it(max_plan):
 
     mike = Eidolon.objects.get(slug="mike")
     client = AgentClient(api_token_issue(eidolon=mike, agent=mike.agents.get(kind="claude"))[1])
-    assert client.post("/agents/heartbeat", {"kind": "gemini"}).status_code == 403
+    refused = client.post("/agents/heartbeat", {"kind": "gemini"})
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "forbidden"
     assert client.post("/agents/heartbeat", {"kind": "claude"}).status_code == 200
 
 

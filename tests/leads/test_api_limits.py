@@ -15,6 +15,12 @@ def test_a_nul_character_anywhere_is_a_4xx_not_a_500(agents, lead_id):
     sent = agents["lilly"].post("/signals", {"type": "TASK_ASSIGNMENT", "to": "mi\x00ke"})
     listed = agents["lilly"].get("/leads", {"owner": "li\x00lly"})
     moved = agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "ok\x00"})
-    assert sent.status_code in (404, 422) and listed.status_code in (200, 422) and moved.status_code == 422
+    # A NUL in a slug matches no Eidolon; in a filter, no lead; in stored text, it is refused.
+    assert sent.status_code == 404
+    assert (sent.json()["error"], sent.json()["field"]) == ("not_found", "to")
+    assert listed.status_code == 200
+    assert listed.json()["count"] == 0
+    assert moved.status_code == 422
+    assert moved.json()["error"] == "invalid" and list(moved.json()["fields"]) == ["summary"]
     assert not Signal.objects.filter(signal_type="TASK_ASSIGNMENT").exists()
     assert Lead.objects.get(pk=lead_id).stage == "LeadGen"

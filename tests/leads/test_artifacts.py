@@ -36,7 +36,8 @@ def test_an_eidolon_adds_artifacts_only_to_leads_in_its_own_stage(agents, lead_i
 
     response = agents["lilly"].upload(f"/leads/{lead_id}/artifacts", {"name": "late.md", "text": "too late"})
 
-    assert response.status_code == 403 and "FirstResponder" in response.json()["detail"]
+    assert response.status_code == 403
+    assert (response.json()["error"], response.json()["stage"]) == ("forbidden", "FirstResponder")
     assert StageArtifact.objects.count() == 0
     assert not list(tmp_path.rglob("late.md"))
 
@@ -46,7 +47,8 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_no_file(agents, lead_id,
     response = agents["lilly"].upload(
         f"/leads/{lead_id}/artifacts", {"file": SimpleUploadedFile("big.bin", b"x" * 11)}
     )
-    assert response.status_code == 422 and "limit is 10" in response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid" and list(response.json()["fields"]) == ["file"]
     assert not list(tmp_path.rglob("big.bin"))
 
 
@@ -60,7 +62,8 @@ def test_a_name_that_is_not_a_plain_file_name_is_refused(agents, lead_id, name):
 def test_the_same_name_twice_in_one_stage_is_409(agents, lead_id):
     agents["lilly"].upload(f"/leads/{lead_id}/artifacts", {"name": "notes.md", "text": "one"})
     response = agents["lilly"].upload(f"/leads/{lead_id}/artifacts", {"name": "notes.md", "text": "two"})
-    assert response.status_code == 409 and "notes.md" in response.json()["detail"]
+    assert response.status_code == 409
+    assert (response.json()["error"], response.json()["stage"]) == ("conflict", "LeadGen")
 
 
 def test_neither_file_nor_text_is_refused(agents, lead_id):

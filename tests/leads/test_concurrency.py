@@ -6,8 +6,9 @@ import pytest
 from django.db import connection, connections
 
 from eidolons.models import Eidolon
-from eidolons.services import api_token_issue, max_plan_load
+from eidolons.services import api_token_issue
 from leads.models import Lead, StageTransition
+from provisioning.plan import max_plan_load
 from tests.agents_api import AgentClient
 
 pytestmark = [

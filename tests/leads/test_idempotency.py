@@ -40,12 +40,14 @@ def test_a_new_key_for_the_same_handoff_is_a_new_request_and_gets_409(agents, le
     agents["lilly"].post(f"/leads/{lead_id}/handoff", {}, key="h1")
     response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {}, key="h2")
     assert response.status_code == 409
+    assert response.json()["error"] == "conflict"
 
 
 def test_a_refusal_is_stored_and_replayed_too(agents, lead_id):
     first = agents["lilly"].post(f"/leads/{lead_id}/complete", {}, key="c1")
     again = agents["lilly"].post(f"/leads/{lead_id}/complete", {}, key="c1")
     assert first.status_code == again.status_code == 409 and again.json() == first.json()
+    assert first.json()["error"] == "conflict"
 
 
 def test_validation_failures_are_not_stored_so_the_key_can_be_used_after_fixing_the_body(agents, lead_id):
@@ -74,12 +76,14 @@ def test_an_artifact_upload_retried_with_the_same_key_is_stored_once(agents, lea
 
     assert first.status_code == again.status_code == 201 and again.json() == first.json()
     assert other.status_code == 422
+    assert other.json()["error"] == "idempotency_key_reused"
     assert StageArtifact.objects.count() == 1
 
 
 def test_an_unusable_key_is_refused(agents):
     response = agents["lilly"].post("/leads", {"company": "Acme"}, key="x" * 300)
-    assert response.status_code == 422 and "Idempotency-Key" in response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_idempotency_key"
     assert Lead.objects.count() == 0
 
 

@@ -4,7 +4,7 @@ the current state and the allowed moves). Exercised through the API with real to
 import pytest
 from django.utils import timezone
 
-from eidolons.models import Signal
+from eidolons.models import Eidolon, Signal
 from leads.models import Lead, StageTransition
 
 STAGE_OWNER = {"LeadGen": "lilly", "FirstResponder": "mike", "Scoping": "clara", "Orchestra": "aria",
@@ -97,8 +97,7 @@ def test_refused_move_answers_409_naming_the_state_and_the_allowed_moves(
 
     assert response.status_code == 409, response.content
     body = response.json()
-    assert (body["stage"], body["status"], body["allowed_moves"]) == (stage, status, allowed)
-    assert stage in body["detail"] and status in body["detail"]
+    assert (body["error"], body["stage"], body["status"], body["allowed_moves"]) == ("conflict", stage, status, allowed)
     lead.refresh_from_db()
     assert (lead.stage, lead.status) == (stage, status), "nothing changed"
     assert not StageTransition.objects.filter(lead=lead).exists() and not Signal.objects.filter(lead=lead).exists()
@@ -111,7 +110,8 @@ def test_an_eidolon_cannot_move_a_lead_of_another_stage_it_has_seen(agents, lead
     response = agents["lilly"].post(f"/leads/{lead_id}/fail", {"reason": "changed my mind"})
 
     assert response.status_code == 409
-    assert response.json()["allowed_moves"] == [] and "FirstResponder" in response.json()["detail"]
+    assert (response.json()["error"], response.json()["stage"], response.json()["allowed_moves"]) == (
+        "conflict", "FirstResponder", [])
 
 
 def test_an_eidolon_cannot_even_see_a_lead_it_never_touched(agents, lead_id):
@@ -126,18 +126,35 @@ def test_a_core_eidolon_owns_no_stage_and_moves_nothing(agents, lead_id):
     assert agents["mach42v2"].post(f"/leads/{lead_id}/handoff", {}).status_code == 404
 
 
-def test_escalate_and_fail_need_a_reason(agents, lead_id):
-    for path in ("escalate", "fail", "await-human"):
-        response = agents["lilly"].post(f"/leads/{lead_id}/{path}", {"reason": ""})
-        assert response.status_code == 422 and "reason" in response.content.decode()
+@pytest.mark.parametrize("path", ["escalate", "fail", "await-human"])
+def test_an_agents_move_that_needs_a_reason_refuses_a_blank_one(agents, lead_id, path):
+    response = agents["lilly"].post(f"/leads/{lead_id}/{path}", {"reason": "   "})
+
+    assert response.status_code == 422
+    assert (response.json()["error"], response.json()["field"]) == ("reason_required", "reason")
+    assert Lead.objects.get(pk=lead_id).status == "in_progress"
+
+
+@pytest.mark.parametrize(("move", "status"), [("reopen", "failed"), ("reassign", "escalated")])
+def test_a_staff_move_that_needs_a_reason_refuses_none(staff_api, max_plan, move, status):
+    lead = _lead("Closer", status)
+
+    response = _do(staff_api, lead, move, reason="", to_stage="Scoping")
+
+    assert response.status_code == 422
+    assert response.json()["error"] == "reason_required"
+    lead.refresh_from_db()
+    assert lead.status == status
 
 
 def test_reassign_needs_another_stage(staff_api, max_plan):
     lead = _lead("Closer", "escalated")
     same = _do(staff_api, lead, "reassign", to_stage="Closer")
-    assert same.status_code == 422 and "to_stage" in same.json()["fields"]
+    assert same.status_code == 422
+    assert same.json()["error"] == "invalid" and "to_stage" in same.json()["fields"]
     none = _do(staff_api, lead, "reassign", to_stage=None)
     assert none.status_code == 422
+    assert none.json()["error"] == "invalid" and "to_stage" in none.json()["fields"]
 
 
 def test_handoff_merges_data_and_sets_the_next_action(agents, lead_id):
@@ -154,16 +171,16 @@ def test_reopen_refused_while_another_open_lead_has_the_same_email(agents, staff
 
     response = _do(staff_api, old, "reopen")
 
-    assert response.status_code == 409 and "another open lead" in response.json()["detail"]
+    assert response.status_code == 409
+    assert (response.json()["error"], response.json()["status"]) == ("conflict", "failed")
     old.refresh_from_db()
     assert old.status == "failed"
 
 
 def test_handoff_to_a_stage_without_an_owner_is_refused_and_writes_nothing(agents, lead_id):
-    from eidolons.models import Eidolon
-
     Eidolon.objects.filter(slug="mike").update(stage=None)
     response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {})
-    assert response.status_code == 409 and "No Eidolon owns the stage FirstResponder" in response.json()["detail"]
+    assert response.status_code == 409
+    assert (response.json()["error"], response.json()["stage"]) == ("no_stage_owner", "FirstResponder")
     assert Lead.objects.get(pk=lead_id).stage == "LeadGen"
     assert StageTransition.objects.filter(lead_id=lead_id).count() == 1, "only the ingest"

@@ -36,3 +36,12 @@ def test_check_deploy_prints_no_warnings_in_production():
 def test_time_zone_is_utc(settings):
     assert settings.TIME_ZONE == "UTC" and settings.USE_TZ
     assert settings.CELERY_TIMEZONE == "UTC"
+
+
+def test_the_one_beat_schedule_holds_every_periodic_job_of_the_portal(settings):
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert {name: job["task"] for name, job in schedule.items()} == {
+        "provisioning-reap-steps": "provisioning.steps_reap",
+        "provisioning-drift-check": "provisioning.drift_check",
+        "kernel-idempotency-purge": "kernel.idempotency_purge",
+    }

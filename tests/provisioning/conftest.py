@@ -22,8 +22,8 @@ Shared by the checklist tests:
 
 import pytest
 
-from eidolons import max_plan
 from maxportal.kernel.actors import Actor
+from provisioning import plan_data as max_plan
 from provisioning.devtools.local_pve import configure_local_host, start_local_proxmox
 from provisioning.integrations.executors.simulated import SimulatedExecutor
 from provisioning.integrations.proxmox.client import ProxmoxClient

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eidolons import max_plan
+from provisioning import plan_data as max_plan
 from provisioning.devtools.local_pve import (
     DEBIAN_TEMPLATE,
     ROOT_PASSWORD_ENV,

@@ -3,8 +3,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from eidolons.models import CliAgent, Eidolon
+from eidolons.models import Eidolon
+from eidolons.selectors import agent_of_kind
 from eidolons.services import api_token_issue
+from maxportal.kernel.errors import NotFound
 
 
 class Command(BaseCommand):
@@ -22,9 +24,10 @@ class Command(BaseCommand):
             raise CommandError(f"No Eidolon {eidolon!r}. Known: {known}.")
         agent_obj = None
         if agent:
-            agent_obj = CliAgent.objects.filter(eidolon=target, kind=agent).first()
-            if agent_obj is None:
-                raise CommandError(f"{target.name} has no {agent!r} agent (kinds: claude, gemini, codex, copilot).")
+            try:
+                agent_obj = agent_of_kind(target, agent)
+            except NotFound as exc:
+                raise CommandError(exc.message) from exc
         token, raw = api_token_issue(eidolon=target, agent=agent_obj, name=name)
         self.stderr.write(f"Token {token.prefix}… for {target.name}"
                           f"{' / ' + agent if agent else ''}: shown once, store it now.")

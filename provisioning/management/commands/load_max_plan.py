@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from eidolons.services import max_plan_load
+from provisioning.plan import max_plan_load
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from django.core.management import call_command
 
 from eidolons.choices import CliAgentKindChoices, M365AccountStateChoices, PipelineStage
 from eidolons.models import CliAgent, Eidolon, M365Account
-from eidolons.services import max_plan_load
 from provisioning.models import Container, NetworkBridge, ProxmoxHost
+from provisioning.plan import max_plan_load
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +116,28 @@ def test_command_says_when_nothing_changed(capsys):
     second = capsys.readouterr().out
     assert "Loaded the MAX plan: 62 records created" in first
     assert "already loaded: nothing changed" in second
+
+
+def test_second_run_after_provisioning_and_the_local_proxmox_reports_no_difference():
+    # Given a loaded plan whose agents provisioning started, whose CT100 the drift check read, and
+    # whose host the local Proxmox re-pointed (manage.py local_proxmox --configure-host)
+    max_plan_load()
+    CliAgent.objects.update(status="running")
+    Container.objects.filter(vmid=100).update(status="running")
+    ProxmoxHost.objects.update(token_secret_env="", api_url="https://127.0.0.1:8106")
+
+    # When the plan is loaded again
+    report = max_plan_load()
+
+    # Then the portal's own state is not a difference from the plan
+    assert report.differences == []
+    assert report.changed_nothing
+
+
+def test_a_difference_shows_the_stored_values_not_enum_reprs():
+    max_plan_load()
+    Eidolon.objects.filter(slug="atlas").update(stage=None)
+
+    report = max_plan_load()
+
+    assert report.differences == ["eidolon Atlas: stage is None, the plan says 'DeliveryPM' (left as is)"]

@@ -1,11 +1,12 @@
 """The MAX plan as data: what the provisioning plan and the architecture synthesis name.
 
-Sources: ../shared/seeds/000 (CT201-CT207 table, per-Eidolon resources, LXC create parameters,
-AX42 capacity check) and 002 (the nine Eidolons, 36 CLI agents, the AX42 hardware). The seeds'
-addresses are data to store and show; the host record points at the local Proxmox on loopback.
+Sources: ../shared/seeds/000 (the MAX provisioning plan: CT201-CT207 table, per-Eidolon resources,
+LXC create parameters, AX42 capacity check) and 002 (the nine Eidolons, 36 CLI agents, the AX42
+hardware). The seeds' addresses are data to store and show; the host record points at the local
+Proxmox on loopback. ``provisioning.plan`` loads it.
 """
 
-from .choices import PipelineStage
+from eidolons.choices import PipelineStage
 
 HOST = {
     "name": "ax42",
@@ -19,6 +20,10 @@ HOST = {
     "token_id": "root@pam!maxportal",
     "token_secret_env": "MAXPORTAL_PVE_TOKEN_SECRET",
 }
+
+# How the portal reaches the host: set when the host is created, then the operator's (or the local
+# Proxmox's, manage.py local_proxmox --configure-host) to change, so never reported as a difference.
+HOST_CONNECTION_FIELDS = ("token_id", "token_secret_env")
 
 BRIDGE = {"name": "vmbr1", "subnet": "10.0.100.0/24", "gateway": "10.0.100.1"}
 
