@@ -1,8 +1,19 @@
-"""Fixtures shared by every app's tests."""
+"""Fixtures shared by every app's tests, in sections by what they give.
+
+Each app's tests use these instead of defining their own copies; a fixture only one module needs
+stays in that module. Test data beyond the plan comes from ``tests/factories.py`` (factory-boy).
+"""
 
 import pytest
+from django.core.cache import cache
 
+from eidolons.models import Eidolon
+from maxportal.kernel.actors import Actor
+from provisioning.models import Container
 from provisioning.plan import max_plan_load
+from provisioning.services import checklist_ensure_all
+from tests.agents_api import AgentClient, clients_for, issue_tokens
+from tests.factories import StaffUserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -14,20 +25,81 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _inbox_on_the_request_thread(request, settings):
+    """Tests inside one uncommitted transaction read the inbox on the test's own connection; the
+    transactional (real server) tests keep the production thread pool."""
+    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+        settings.MAXPORTAL_INBOX_THREAD_POOL = False
+    cache.clear()  # rate-limit counters of token ids an earlier test used
+
+
+# --- The MAX plan ---------------------------------------------------------------------------------
+
+
 @pytest.fixture
 def max_plan(db):
-    """The MAX plan loaded: the AX42, CT100 and CT201-207, nine Eidolons, 36 agents, 7 mailboxes."""
+    """The MAX plan loaded: the AX42, CT100 and CT201-207, nine Eidolons, 36 agents, 7 mailboxes.
+    (Also in ``transaction=True`` tests: the marker decides how ``db`` isolates.)"""
     return max_plan_load()
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
-        username="operator", password="operator-pass-123", is_staff=True, is_superuser=True
-    )
+def mike(max_plan):
+    """Mike, the FirstResponder Eidolon (CT202)."""
+    return Eidolon.objects.get(slug="mike")
+
+
+@pytest.fixture
+def plan(max_plan):
+    """The plan with every managed container's ten-step checklist."""
+    checklist_ensure_all()
+    return max_plan
+
+
+@pytest.fixture
+def ct201(plan):
+    """CT201 (LILLy's container) with its checklist, host loaded."""
+    return Container.objects.select_related("host").get(vmid=201)
+
+
+# --- People: a staff user, their browser session, their Actor -------------------------------------
+
+
+@pytest.fixture
+def staff_user(db):
+    """'operator', a staff superuser (password operator-pass-123)."""
+    return StaffUserFactory(username="operator", password="operator-pass-123")
 
 
 @pytest.fixture
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture
+def operator(staff_user):
+    """The staff user as the services' Actor."""
+    return Actor.for_user(staff_user, "test")
+
+
+# --- The agents' API: a client per Eidolon, and staff's session -----------------------------------
+
+
+@pytest.fixture
+def tokens(max_plan):
+    """One API token per Eidolon of the plan: slug -> the raw token."""
+    return issue_tokens()
+
+
+@pytest.fixture
+def agents(tokens):
+    """An API client per Eidolon (slug -> AgentClient), each with its own bearer token."""
+    return clients_for(tokens)
+
+
+@pytest.fixture
+def staff_api(staff_client):
+    """The API as a logged-in staff user (session cookie)."""
+    return AgentClient(client=staff_client)

@@ -13,19 +13,18 @@ import statistics
 import threading
 import time
 import urllib.request
-from types import SimpleNamespace
 
 import pytest
 import uvicorn
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from django.db.backends.signals import connection_created
 
 from eidolons import inbox
-from eidolons.models import Eidolon
+from eidolons.models import Eidolon, Signal
 from eidolons.services import api_token_issue, signal_send
 from leads.services import lead_handoff, lead_ingest
 from maxportal.kernel.actors import Actor
-from provisioning.plan import max_plan_load
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -63,16 +62,28 @@ def server(settings):
 
 
 @pytest.fixture
-def plan():
-    max_plan_load()
-    tokens = {e.slug: api_token_issue(eidolon=e)[1] for e in Eidolon.objects.all()}
-    return tokens
+def claims():
+    """The times at which any thread claimed from an inbox (the SELECT ... FOR UPDATE SKIP LOCKED
+    of ``signal_claim``), counted at the database boundary: a wrapper on every connection the server
+    opens (its pool threads hand their connection back after each call, so each claim opens one)."""
+    times, wrapped = [], []
 
+    def count(execute, sql, params, many, context):
+        if "eidolons_signal" in sql and "SKIP LOCKED" in sql:
+            times.append(time.perf_counter())
+        return execute(sql, params, many, context)
 
-@pytest.fixture
-def notify_only(monkeypatch):
-    """Only a PostgreSQL notification can wake a waiting poll (no in-process shortcut)."""
-    monkeypatch.setattr(inbox, "transaction", SimpleNamespace(on_commit=lambda func: None))
+    def on_connect(sender, connection, **kwargs):
+        if count not in connection.execute_wrappers:
+            connection.execute_wrappers.append(count)
+            wrapped.append(connection)
+
+    connection_created.connect(on_connect, weak=False)
+    yield times
+    connection_created.disconnect(on_connect)
+    for conn in wrapped:
+        if count in conn.execute_wrappers:
+            conn.execute_wrappers.remove(count)
 
 
 def _get(url, token, timeout=40):
@@ -105,6 +116,21 @@ def _wait_parked(eidolon_id, count=1, timeout=10.0):
     raise AssertionError(f"{count} polls did not start waiting within {timeout} s")
 
 
+def _retry_while_locked(write, timeout=5.0):
+    """The SQLite test database is in memory with a shared cache: a writer meeting the poll's claim
+    on the same table gets "database table is locked" at once (no busy timeout applies there, unlike
+    the file database make run uses). Try again for a few seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with transaction.atomic():
+                return write()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _backends() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
@@ -118,7 +144,7 @@ def _pg_only():
 
 @pytest.mark.postgres
 def test_a_handoff_wakes_the_next_eidolons_waiting_poll_through_notify_within_milliseconds(
-    server, plan, notify_only
+    server, tokens
 ):
     _pg_only()
     lilly = Actor.for_token(api_token_issue(eidolon=Eidolon.objects.get(slug="lilly"))[0])
@@ -127,7 +153,7 @@ def test_a_handoff_wakes_the_next_eidolons_waiting_poll_through_notify_within_mi
     latencies = []
     for i in range(15):
         lead, _ = lead_ingest(actor=lilly, company=f"Acme {i}", email=f"a@acme{i}.example")
-        poll = Poll(url, plan["mike"])
+        poll = Poll(url, tokens["mike"])
         poll.start()
         _wait_parked(mike.pk)
         time.sleep(0.02)  # let the poll reach its wait (the first look at the inbox found nothing)
@@ -148,12 +174,12 @@ def test_a_handoff_wakes_the_next_eidolons_waiting_poll_through_notify_within_mi
 
 
 @pytest.mark.postgres
-def test_many_waiting_polls_hold_no_database_connections(server, plan, settings):
+def test_many_waiting_polls_hold_no_database_connections(server, tokens, settings):
     _pg_only()
     polls_count = 100
     before = _backends()
     url = f"{server}/api/v1/signals?wait=4"
-    polls = [Poll(url, plan["mike"]) for _ in range(polls_count)]
+    polls = [Poll(url, tokens["mike"]) for _ in range(polls_count)]
     for p in polls:
         p.start()
     mike = Eidolon.objects.get(slug="mike")
@@ -175,19 +201,18 @@ def test_many_waiting_polls_hold_no_database_connections(server, plan, settings)
     assert len(got) == 1, "the signal was delivered to exactly one poll"
 
 
-def test_without_notify_a_waiting_poll_finds_the_signal_at_the_next_look(
-    server, plan, settings, notify_only, monkeypatch
-):
-    """SQLite (no LISTEN) and a lost notification: the poll still answers, within the poll interval."""
+def test_without_notify_a_waiting_poll_finds_the_signal_at_the_next_look(server, tokens, settings):
+    """A signal nobody announced (written by another process on SQLite, a notification lost while the
+    listener reconnects on PostgreSQL): the poll still answers, within the poll interval."""
     settings.MAXPORTAL_SIGNAL_POLL_INTERVAL = 0.3
     mike = Eidolon.objects.get(slug="mike")
-    if connection.vendor == "postgresql":
-        # Take the notification away too: only the periodic look remains.
-        monkeypatch.setattr(inbox, "CHANNEL", "maxportal_nobody_listens")
-    poll = Poll(f"{server}/api/v1/signals?wait=10", plan["mike"])
+    poll = Poll(f"{server}/api/v1/signals?wait=10", tokens["mike"])
     poll.start()
     _wait_parked(mike.pk)
-    signal = signal_send(signal_type="TEST", sender="portal", recipient=mike, payload={"n": 1})
+    # The row alone, without signal_send's announcement: only the poll's periodic look can find it.
+    signal = _retry_while_locked(
+        lambda: Signal.objects.create(signal_type="TEST", sender="portal", recipient=mike, payload={"n": 1})
+    )
     sent_at = time.perf_counter()
 
     poll.join(timeout=15)
@@ -197,36 +222,26 @@ def test_without_notify_a_waiting_poll_finds_the_signal_at_the_next_look(
     assert poll.returned_at - sent_at < 2.0
 
 
-def test_a_poll_with_nothing_to_deliver_answers_empty_when_its_wait_is_over(server, plan):
+def test_a_poll_with_nothing_to_deliver_answers_empty_when_its_wait_is_over(server, tokens):
     started = time.perf_counter()
-    status, body = _get(f"{server}/api/v1/signals?wait=0.5", plan["clara"])
+    status, body = _get(f"{server}/api/v1/signals?wait=0.5", tokens["clara"])
     elapsed = time.perf_counter() - started
     assert (status, body) == (200, [])
     assert 0.45 <= elapsed < 3, f"returned after {elapsed:.2f} s"
 
 
-def test_the_wait_is_capped_at_the_maximum(server, plan, settings):
+def test_the_wait_is_capped_at_the_maximum(server, tokens, settings):
     settings.MAXPORTAL_SIGNAL_MAX_WAIT = 1
     started = time.perf_counter()
-    _get(f"{server}/api/v1/signals?wait=600", plan["clara"])
+    _get(f"{server}/api/v1/signals?wait=600", tokens["clara"])
     assert time.perf_counter() - started < 4
 
 
 @pytest.mark.postgres
-def test_a_signal_wakes_one_of_the_polls_parked_on_the_inbox_not_all(server, plan, monkeypatch):
+def test_a_signal_wakes_one_of_the_polls_parked_on_the_inbox_not_all(server, tokens, claims):
     _pg_only()
-    import eidolons.api
-
-    claims = []
-    real_claim = eidolons.api._claim
-
-    def counting_claim(*args):
-        claims.append(time.perf_counter())
-        return real_claim(*args)
-
-    monkeypatch.setattr(eidolons.api, "_claim", counting_claim)
     mike = Eidolon.objects.get(slug="mike")
-    polls = [Poll(f"{server}/api/v1/signals?wait=3", plan["mike"]) for _ in range(20)]
+    polls = [Poll(f"{server}/api/v1/signals?wait=3", tokens["mike"]) for _ in range(20)]
     for p in polls:
         p.start()
     _wait_parked(mike.pk, count=20)
@@ -244,13 +259,13 @@ def test_a_signal_wakes_one_of_the_polls_parked_on_the_inbox_not_all(server, pla
 
 
 @pytest.mark.postgres
-def test_a_signal_for_one_agent_wakes_that_agents_poll_even_if_another_waited_longer(server, plan):
+def test_a_signal_for_one_agent_wakes_that_agents_poll_even_if_another_waited_longer(server, tokens):
     _pg_only()
     mike = Eidolon.objects.get(slug="mike")
-    claude = Poll(f"{server}/api/v1/signals?wait=4&agent=claude", plan["mike"])
+    claude = Poll(f"{server}/api/v1/signals?wait=4&agent=claude", tokens["mike"])
     claude.start()
     _wait_parked(mike.pk, count=1)
-    codex = Poll(f"{server}/api/v1/signals?wait=4&agent=codex", plan["mike"])
+    codex = Poll(f"{server}/api/v1/signals?wait=4&agent=codex", tokens["mike"])
     codex.start()
     _wait_parked(mike.pk, count=2)
     time.sleep(0.1)
@@ -265,11 +280,11 @@ def test_a_signal_for_one_agent_wakes_that_agents_poll_even_if_another_waited_lo
     assert claude.result[1] == [], "the claude poll never takes codex's signal"
 
 
-def test_a_signal_committed_in_this_process_wakes_the_poll_at_once_on_any_database(server, plan, settings):
+def test_a_signal_committed_in_this_process_wakes_the_poll_at_once_on_any_database(server, tokens, settings):
     """SQLite: the on-commit hook; PostgreSQL: the NOTIFY. Not the (here 30 s) periodic look."""
     settings.MAXPORTAL_SIGNAL_POLL_INTERVAL = 30
     mike = Eidolon.objects.get(slug="mike")
-    poll = Poll(f"{server}/api/v1/signals?wait=10", plan["mike"])
+    poll = Poll(f"{server}/api/v1/signals?wait=10", tokens["mike"])
     poll.start()
     _wait_parked(mike.pk)
     time.sleep(0.05)
@@ -281,10 +296,10 @@ def test_a_signal_committed_in_this_process_wakes_the_poll_at_once_on_any_databa
 
 
 @pytest.mark.postgres
-def test_after_the_listener_lost_its_connection_it_reconnects_and_waiting_polls_catch_up(server, plan, notify_only):
+def test_after_the_listener_lost_its_connection_it_reconnects_and_waiting_polls_catch_up(server, tokens):
     _pg_only()
     mike = Eidolon.objects.get(slug="mike")
-    poll = Poll(f"{server}/api/v1/signals?wait=15", plan["mike"])
+    poll = Poll(f"{server}/api/v1/signals?wait=15", tokens["mike"])
     poll.start()
     _wait_parked(mike.pk)
     time.sleep(0.1)

@@ -8,23 +8,7 @@ from django.utils import timezone
 
 from eidolons.models import CliAgent, Eidolon, Signal
 from eidolons.services import signal_send
-from tests.agents_api import AgentClient, clients_for, issue_tokens
-
-
-@pytest.fixture(autouse=True)
-def _inbox_on_the_test_connection(settings):
-    settings.MAXPORTAL_INBOX_THREAD_POOL = False
-    cache.clear()  # rate-limit counters of token ids an earlier test used
-
-
-@pytest.fixture
-def agents(max_plan):
-    return clients_for(issue_tokens())
-
-
-@pytest.fixture
-def staff_api(staff_client):
-    return AgentClient(client=staff_client)
+from tests.agents_api import AgentClient
 
 
 def _signal(slug, **kw):

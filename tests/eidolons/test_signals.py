@@ -15,11 +15,6 @@ from maxportal.kernel.errors import NotFound
 
 
 @pytest.fixture
-def mike(max_plan):
-    return Eidolon.objects.get(slug="mike")
-
-
-@pytest.fixture
 def clara(max_plan):
     return Eidolon.objects.get(slug="clara")
 

@@ -6,13 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from eidolons.models import ApiToken, Eidolon
+from eidolons.models import ApiToken
 from eidolons.services import api_token_authenticate, api_token_issue, api_token_revoke
-
-
-@pytest.fixture
-def mike(max_plan):
-    return Eidolon.objects.get(slug="mike")
 
 
 def test_a_token_is_stored_only_as_prefix_and_keyed_hash(mike):

@@ -2,16 +2,14 @@
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from eidolons.models import Signal
 from leads.models import Lead, StageTransition
+from tests.factories import LeadFactory
 
 
 def _lead(stage="Scoping", status="in_progress", company="Acme", email="anna@acme.example"):
-    return Lead.objects.create(company=company, email=email, email_normalized=email,
-                               company_domain=email.split("@")[1], stage=stage, status=status,
-                               stage_entered_at=timezone.now())
+    return LeadFactory(company=company, email=email, stage=stage, status=status)
 
 
 def _action(client, action, leads, **extra):

@@ -8,7 +8,6 @@ from django.db import connection, connections
 from eidolons.models import Eidolon
 from eidolons.services import api_token_issue
 from leads.models import Lead, StageTransition
-from provisioning.plan import max_plan_load
 from tests.agents_api import AgentClient
 
 pytestmark = [
@@ -47,8 +46,7 @@ def _race(calls):
 
 
 @pytest.fixture
-def mike_lead():
-    max_plan_load()
+def mike_lead(max_plan):
     lilly = AgentClient(api_token_issue(eidolon=Eidolon.objects.get(slug="lilly"))[1])
     lead_id = lilly.post("/leads", {"company": "Acme", "email": "anna@acme.example"}).json()["id"]
     assert lilly.post(f"/leads/{lead_id}/handoff", {}).status_code == 200
@@ -96,6 +94,5 @@ def test_concurrent_ingests_of_one_lead_create_it_once(max_plan_loaded_lilly):
 
 
 @pytest.fixture
-def max_plan_loaded_lilly():
-    max_plan_load()
+def max_plan_loaded_lilly(max_plan):
     return AgentClient(api_token_issue(eidolon=Eidolon.objects.get(slug="lilly"))[1])

@@ -2,10 +2,10 @@
 the current state and the allowed moves). Exercised through the API with real tokens."""
 
 import pytest
-from django.utils import timezone
 
 from eidolons.models import Eidolon, Signal
 from leads.models import Lead, StageTransition
+from tests.factories import LeadFactory
 
 STAGE_OWNER = {"LeadGen": "lilly", "FirstResponder": "mike", "Scoping": "clara", "Orchestra": "aria",
                "Closer": "finn", "Onboarding": "anya", "DeliveryPM": "atlas"}
@@ -13,9 +13,8 @@ PATH = {"handoff": "handoff", "escalate": "escalate", "await_human": "await-huma
         "complete": "complete"}
 
 
-def _lead(stage, status, email="anna@acme.example"):
-    return Lead.objects.create(company="Acme", email=email, email_normalized=email, company_domain="acme.example",
-                               stage=stage, status=status, stage_entered_at=timezone.now())
+def _lead(stage, status):
+    return LeadFactory(stage=stage, status=status)
 
 
 def _do(client, lead, move, reason="because", to_stage=None):

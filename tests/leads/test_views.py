@@ -1,15 +1,14 @@
 """The sales funnel page."""
 
 from django.urls import reverse
-from django.utils import timezone
 
-from leads.models import Lead
+from tests.factories import LeadFactory, UserFactory
 
 
 def test_funnel_counts_leads_per_stage_and_status_and_lists_recent_moves(staff_client, agents, lead_id,
                                                                          django_assert_max_num_queries):
     agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "qualified by LILLy"})
-    Lead.objects.create(company="Gone", stage="Closer", status="failed", stage_entered_at=timezone.now())
+    LeadFactory(company="Gone", email="", stage="Closer", status="failed")
 
     with django_assert_max_num_queries(8):
         response = staff_client.get(reverse("leads:funnel"))
@@ -28,7 +27,7 @@ def test_the_htmx_refresh_renders_only_the_fragment(staff_client, max_plan):
     assert b"<html" not in response.content and b"Recent transitions" in response.content
 
 
-def test_funnel_is_for_staff(client, django_user_model, max_plan):
+def test_funnel_is_for_staff(client, max_plan):
     assert client.get(reverse("leads:funnel")).status_code == 302, "anonymous: to the login page"
-    client.force_login(django_user_model.objects.create_user("visitor", password="x-pass-12345"))
+    client.force_login(UserFactory(username="visitor"))
     assert client.get(reverse("leads:funnel")).status_code == 403

@@ -7,6 +7,8 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from tests.factories import UserFactory
+
 pytestmark = pytest.mark.django_db
 
 # Session, user, the list, its count, the full count, filters and select_related lookups:
@@ -121,8 +123,7 @@ def test_admin_index_counts_match_the_plan(staff_client, max_plan):
         assert response.context["cl"].result_count == count, name
 
 
-def test_non_staff_cannot_open_the_admin(client, django_user_model):
-    user = django_user_model.objects.create_user(username="sales", password="x-pass-123456")
-    client.force_login(user)
+def test_non_staff_cannot_open_the_admin(client, db):
+    client.force_login(UserFactory(username="sales"))
     response = client.get(reverse("admin:eidolons_eidolon_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]

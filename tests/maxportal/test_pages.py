@@ -6,6 +6,8 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
+from tests.factories import UserFactory
+
 pytestmark = pytest.mark.django_db
 
 
@@ -34,8 +36,8 @@ def test_htmx_is_served_by_whitenoise(client, settings):
     assert b"htmx" in b"".join(response.streaming_content)
 
 
-def test_login_and_logout(client, django_user_model):
-    django_user_model.objects.create_user(username="ops", password="a-long-pass-123")
+def test_login_and_logout(client, db):
+    UserFactory(username="ops", password="a-long-pass-123")
     response = client.post(reverse("login"), {"username": "ops", "password": "a-long-pass-123"})
     assert response.status_code == 302
     assert "ops" in client.get("/").content.decode()
