@@ -1,17 +1,15 @@
 """Fixtures shared by every app's tests, in sections by what they give.
 
-Each app's tests use these instead of defining their own copies; a fixture only one module needs
-stays in that module. Test data beyond the plan comes from ``tests/factories.py`` (factory-boy).
+Each app's tests use these instead of defining their own copies; a fixture only one app needs stays
+in that app's conftest (the checklist's ``plan``, ``ct201`` and ``operator`` in tests/provisioning/).
+Test data beyond the plan comes from ``tests/factories.py`` (factory-boy).
 """
 
 import pytest
 from django.core.cache import cache
 
 from eidolons.models import Eidolon
-from maxportal.kernel.actors import Actor
-from provisioning.models import Container
 from provisioning.plan import max_plan_load
-from provisioning.services import checklist_ensure_all
 from tests.agents_api import AgentClient, clients_for, issue_tokens
 from tests.factories import StaffUserFactory
 
@@ -50,20 +48,7 @@ def mike(max_plan):
     return Eidolon.objects.get(slug="mike")
 
 
-@pytest.fixture
-def plan(max_plan):
-    """The plan with every managed container's ten-step checklist."""
-    checklist_ensure_all()
-    return max_plan
-
-
-@pytest.fixture
-def ct201(plan):
-    """CT201 (LILLy's container) with its checklist, host loaded."""
-    return Container.objects.select_related("host").get(vmid=201)
-
-
-# --- People: a staff user, their browser session, their Actor -------------------------------------
+# --- People: a staff user and their browser session -------------------------------------
 
 
 @pytest.fixture
@@ -76,12 +61,6 @@ def staff_user(db):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
-
-
-@pytest.fixture
-def operator(staff_user):
-    """The staff user as the services' Actor."""
-    return Actor.for_user(staff_user, "test")
 
 
 # --- The agents' API: a client per Eidolon, and staff's session -----------------------------------
