@@ -1,3 +1,7 @@
+"""The eidolons admin: Eidolons with their agents inline, agents, mailboxes, the signals (read-only)
+and API tokens (issued once, shown once, revoked by an action)."""
+
+
 from django.contrib import admin
 from django.utils.html import format_html
 

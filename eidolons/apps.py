@@ -1,3 +1,6 @@
+"""The eidolons app's configuration."""
+
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,6 @@
+"""The leads app's configuration."""
+
+
 from django.apps import AppConfig
 
 

@@ -1,4 +1,5 @@
-"""Reads of the leads app, shared by the API, the admin and the pages.
+"""Reads of the leads app, shared by the API, the admin and the pages: what a caller may see, lists
+and filters, a lead's history and artifacts, duplicates, open leads per stage, the funnel.
 
 ``leads_visible_to`` is object-level authorization in the query itself: an Eidolon sees the
 leads in the stage it owns and those it has worked on or been signalled about; staff see all.

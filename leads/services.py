@@ -1,5 +1,8 @@
 """Writes of the leads app: ingesting leads, the stage machine's moves, stage artifacts.
 
+``lead_move`` makes any move; ``lead_handoff``, ``lead_escalate``, ... (``MOVE_SERVICES``) are
+generated from ``leads.stages.MOVES``, one per move.
+
 Invariants:
 - every change of a lead's stage or status is a ``lead_move`` (or the ingest), checked by
   ``leads.stages`` and recorded as a ``StageTransition``;

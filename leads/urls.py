@@ -1,3 +1,6 @@
+"""The leads pages' URLs (the sales funnel); the API's are in leads/api.py."""
+
+
 from django.urls import path
 
 from . import views
