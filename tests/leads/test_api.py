@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+from django.db import OperationalError, connection
 
 from eidolons.choices import PIPELINE_ORDER, STAGE_FOLDERS, SignalTypeChoices
 from eidolons.models import Signal
@@ -231,17 +232,19 @@ def test_a_lead_status_stays_within_its_query_budget_however_long_its_history(
     assert len(body["history"]) == 3 and len(body["artifacts"]) == 5
 
 
-def test_a_handoff_that_fails_after_the_update_leaves_no_trace(agents, lead_id, monkeypatch):
+def test_a_handoff_that_fails_after_the_update_leaves_no_trace(agents, lead_id):
     """Lead, transition and signal are one transaction: a failure in the signal undoes the move."""
-    import leads.services
 
-    def broken_signal_send(**kwargs):
-        raise RuntimeError("the signal could not be written")
+    def refuse_signal_inserts(execute, sql, params, many, context):
+        # The database refuses the signal's row (after the lead's UPDATE went through).
+        if sql.startswith('INSERT INTO "eidolons_signal"'):
+            raise OperationalError("the signal could not be written")
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(leads.services, "signal_send", broken_signal_send)
     agents["lilly"].client.raise_request_exception = False
 
-    response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "x"})
+    with connection.execute_wrapper(refuse_signal_inserts):
+        response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "x"})
 
     assert response.status_code == 500
     lead = Lead.objects.get(pk=lead_id)
