@@ -31,3 +31,19 @@ def staff_user(django_user_model):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+# --- SapWaves (issue 9) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """The broker boundary: tasks the services send by name (after commit) are collected here."""
+    from maxportal.celery import app
+
+    sent = []
+    def send_task(name, args=(), countdown=None, **options):
+        sent.append((name, args, countdown))
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return sent
