@@ -241,3 +241,17 @@ def test_the_sweep_fires_a_slot_beat_never_sent(max_plan, operator, sent_tasks):
     assert len(report.runs) == 1
     signal = Signal.objects.get(signal_type="SAPWAVE")
     assert (signal.recipient.slug, signal.agent.kind) == ("mach42v2", "claude")
+
+
+def test_a_handoff_by_the_woken_eidolon_answers_its_wave(max_plan, operator, sent_tasks):
+    from eidolons.services import api_token_issue
+    from leads.services import lead_handoff, lead_ingest
+
+    lilly = Eidolon.objects.get(slug="lilly")
+    lead, _ = lead_ingest(actor=operator, company="Acme", email="cto@acme.example")
+    wave = _wave(operator, target_kind="eidolon", target_eidolon=lilly, since=_at(9, 30))
+    services.sapwave_fire_due(wave_id=wave.pk, at=_at(10, 0, 1))
+    token, _ = api_token_issue(eidolon=lilly)
+    lead_handoff(lead_id=lead.pk, actor=Actor.for_token(token), summary="qualified")
+    target = SapWaveTarget.objects.get(wave=wave)
+    assert (target.state, target.answered_by) == ("answered", "lead move handoff")
