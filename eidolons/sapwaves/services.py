@@ -27,12 +27,14 @@ from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask
 
+from maxportal.kernel.actors import Actor
 from maxportal.kernel.errors import NotAllowed, ReasonRequired
+from maxportal.kernel.plans import PlanLoadReport
 
 from ..choices import SignalTypeChoices
-from ..models import Eidolon, EidolonSapWavePause, SapWave, SapWaveRun, SapWaveTarget, Signal
+from ..models import CliAgent, Eidolon, EidolonSapWavePause, SapWave, SapWaveRun, SapWaveTarget, Signal
 from ..services import signal_send
-from . import slots
+from . import plan, slots
 from .choices import (
     TARGET_MOVES,
     SapWaveCapChoices,
@@ -541,4 +543,47 @@ def sapwaves_sweep(*, now: datetime | None = None) -> SweepReport:
     report.answered = _answers_find(now)
     report.timed_out, report.waited_too_long = _timeouts(now)
     report.sent = sapwaves_dispatch(now=now)
+    return report
+
+
+# --- The master plan's schedule -------------------------------------------------------------------
+
+PLAN_LOADER = "plan loader"
+
+
+def sapwaves_plan_load(report: PlanLoadReport | None = None) -> PlanLoadReport:
+    """Create the master plan's SapWaves (``plan.WAVES``) that are missing; a second run creates nothing.
+
+    A wave an operator changed is left as it is and the difference reported. Needs the plan's
+    Eidolons (the MAX plan's loader calls it after creating them, adding to its ``report``); the
+    tonight one-offs are in the past and never fire.
+    """
+    actor = Actor.for_system(PLAN_LOADER)
+    report = report if report is not None else PlanLoadReport()
+    with transaction.atomic():
+        for spec in plan.WAVES:
+            values = {"name": spec["name"], "kind": spec["kind"], "description": spec["description"],
+                      "prompt": spec["prompt"], **spec["schedule"]}
+            for key in ("jitter_seconds", "answer_timeout_minutes"):
+                if key in spec:
+                    values[key] = spec[key]
+            if spec["target"] is None:
+                values["target_kind"] = SapWaveTargetChoices.ALL_MAX
+            else:
+                slug, kind = spec["target"]
+                values["target_kind"] = SapWaveTargetChoices.AGENT
+                values["target_agent"] = CliAgent.objects.select_related("eidolon").get(eidolon__slug=slug, kind=kind)
+            existing = SapWave.objects.filter(plan_key=spec["plan_key"]).first()
+            if existing is None:
+                sapwave_save(wave=SapWave(plan_key=spec["plan_key"], **values), actor=actor)
+                report.created.append(f"SapWave {spec['name']}")
+                continue
+            report.unchanged += 1
+            for name, planned in values.items():
+                current = getattr(existing, name)
+                if hasattr(planned, "pk"):
+                    current, planned = getattr(existing, f"{name}_id"), planned.pk
+                if current != planned:
+                    report.differences.append(f"SapWave {existing.name}: {name} is {current!r}, the plan says "
+                                              f"{planned!r} (left as is)")
     return report
