@@ -67,7 +67,8 @@ WAVES = [
         "prompt": "Create the Proxmox automation scripts (create-max-containers, bootstrap, install-clis, systemd).",
     },
     {
-        "plan_key": "tonight-2100-delegate-config-research", "name": "Tonight 21:00: delegate config research to Gemini",
+        "plan_key": "tonight-2100-delegate-config-research",
+        "name": "Tonight 21:00: delegate config research to Gemini",
         "kind": "one_off_task", "target": ("mach42v2", "gemini"),
         "schedule": {"schedule_kind": "clocked", "clocked_at": _tonight(21, 0)},
         "description": "Plan, Tonight (Phase 0), 2025-12-04 21:00 UTC. Delegation matrix: agent config research -> "
