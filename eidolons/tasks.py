@@ -1,4 +1,4 @@
-"""Celery tasks of the eidolons app: SapWaves and the stale-agent sweep. Thin: ids in, services do the work.
+"""Celery tasks of the eidolons app: SapWaves, the stale-agent sweep, the signals' YAML mirror. Thin: ids in, services do the work.
 
 Every task here is idempotent (a slot has one run; the sweeps act on state), so acks_late with
 reject_on_worker_lost (the settings) may run one twice without harm.
@@ -10,6 +10,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import services as eidolon_services
 from .sapwaves import jobs, services
 
 SENT_AT_HEADER = "sapwave_sent_at"
@@ -58,3 +59,12 @@ def sapwaves_sweep() -> dict:
 def agents_stale_check() -> int:
     """Periodic (beat): one ESCALATION per agent that went silent (per silence, not per sweep)."""
     return len(jobs.stale_agents_escalate())
+
+
+@shared_task(name=eidolon_services.SIGNAL_MIRROR_TASK, ignore_result=True, autoretry_for=(OSError, DatabaseError),
+             retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=8)
+def signal_mirror_write(signal_id: int) -> str | None:
+    """Sent on commit of a signal: its YAML file in the inbox folder; retried while the folder fails
+    (the delays stay far below the broker's visibility timeout)."""
+    path = eidolon_services.signal_mirror_write(signal_id=signal_id, raise_errors=True)
+    return str(path) if path else None

@@ -67,7 +67,7 @@ def _wait_for(predicate, timeout: float, what: str):
 class Processes:
     """Celery worker and beat processes of one test, on the test's own queue; stopped at the end."""
 
-    def __init__(self, tmp_path: Path, *, sweep: bool = False):
+    def __init__(self, tmp_path: Path, *, sweep: bool = False, **extra_env: str):
         db = connection.settings_dict
         self.tmp = tmp_path
         self.env = {
@@ -79,6 +79,7 @@ class Processes:
             "DATABASE_URL": f"postgres://{db['USER']}{':' + db['PASSWORD'] if db.get('PASSWORD') else ''}"
                             f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
             "DATABASE_POOL_MAX_SIZE": "4",
+            **extra_env,
         }
         self.procs: list[tuple[subprocess.Popen, Path]] = []
 
@@ -283,3 +284,33 @@ def test_a_crontab_edited_while_beat_runs_fires_at_the_new_time(procs):
     wait = (target - datetime.now(UTC)).total_seconds() + 15
     run = _wait_for(lambda: SapWaveRun.objects.filter(wave=wave).first(), wait, f"the run at {target:%H:%M}")
     assert (run.slot, run.triggered_by) == (target, "beat"), procs.logs()
+
+
+def test_the_yaml_mirror_is_written_by_a_worker_after_commit_and_retried_until_the_folder_works(
+    tmp_path, settings, monkeypatch
+):
+    from celery import Celery
+
+    from maxportal.celery import app
+
+    max_plan_load()
+    root = tmp_path / "signals"
+    root.mkdir()
+    settings.MAXPORTAL_SIGNAL_MIRROR_ROOT = str(root)
+    running = Processes(tmp_path, MAXPORTAL_SIGNAL_MIRROR_ROOT=str(root))
+    sender = Celery("mirror-test-sender", set_as_current=False)
+    sender.conf.update(broker_url=_broker(), task_default_queue=running.env["SAPWAVE_TEST_QUEUE"])
+    # The broker boundary: this process sends to the test's Redis queue, which the worker consumes.
+    monkeypatch.setattr(app, "send_task", lambda name, args=(), **options: sender.send_task(name, args=args))
+    blocker = root / "lilly_inbox"
+    blocker.write_text("not a folder")  # the inbox folder cannot be made: the write fails and is retried
+    try:
+        running.worker()
+        signal = signal_send(signal_type="TEST", sender="portal", recipient=Eidolon.objects.get(slug="lilly"),
+                             payload={"summary": "mirror me"})
+        _wait_for(lambda: "Retry in" in (tmp_path / "worker.log").read_text(), 20, "the task to be retried")
+        blocker.unlink()
+        files = _wait_for(lambda: list(blocker.glob("*.yaml")) if blocker.is_dir() else [], 30, "the YAML file")
+        assert [f.name.split("-")[1] for f in files] == [f"{signal.pk:08d}"], running.logs()
+    finally:
+        running.stop()
