@@ -1,4 +1,5 @@
-"""Celery tasks of the eidolons app: SapWaves, the stale-agent sweep, the signals' YAML mirror. Thin: ids in, services do the work.
+"""Celery tasks of the eidolons app: SapWaves, the stale-agent sweep, the signals' YAML mirror.
+Thin: ids in, services do the work.
 
 Every task here is idempotent (a slot has one run; the sweeps act on state), so acks_late with
 reject_on_worker_lost (the settings) may run one twice without harm.

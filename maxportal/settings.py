@@ -231,6 +231,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Idempotency-Key answers older than MAXPORTAL_IDEMPOTENCY_TTL_HOURS are forgotten.
     "kernel-idempotency-purge": {"task": "kernel.idempotency_purge", "schedule": 3600.0},
+    # SapWaves' sweep: slots beat did not fire, answers, time-outs, the queue (see the SapWaves block).
+    "sapwaves-sweep": {"task": "eidolons.sapwaves_sweep",
+                       "schedule": env.float("MAXPORTAL_SAPWAVE_SWEEP_SECONDS", default=15.0)},
+    # Stale agents: one ESCALATION per agent that went silent (see the SapWaves block).
+    "agents-stale-check": {"task": "eidolons.agents_stale_check",
+                           "schedule": env.float("MAXPORTAL_STALE_AGENTS_SECONDS", default=60.0)},
 }
 
 # === The agents' API =========================================================================
@@ -357,16 +363,10 @@ MAXPORTAL_SAPWAVE_CAP = env.int("MAXPORTAL_SAPWAVE_CAP", default=4)
 MAXPORTAL_SAPWAVE_ON_TIME_SECONDS = env.int("MAXPORTAL_SAPWAVE_ON_TIME_SECONDS", default=120)
 # How far back a firing looks for missed slots (bounds the rows written after a long outage).
 MAXPORTAL_SAPWAVE_LOOKBACK_HOURS = env.int("MAXPORTAL_SAPWAVE_LOOKBACK_HOURS", default=24)
-# The sweep (beat, every N seconds): catches slots beat did not fire, notices answers (TASK_RESPONSE),
-# times out unanswered targets and sends waiting ones as places under the cap free up.
-MAXPORTAL_SAPWAVE_SWEEP_SECONDS = env.float("MAXPORTAL_SAPWAVE_SWEEP_SECONDS", default=15.0)
-# The sweep leaves a due slot to beat for this long before it fires it itself.
+# The sweep (beat entry "sapwaves-sweep", every MAXPORTAL_SAPWAVE_SWEEP_SECONDS, 15 s) catches slots
+# beat did not fire, notices answers (TASK_RESPONSE), times out unanswered targets and sends waiting
+# ones as places under the cap free up. It leaves a due slot to beat for this long before it fires it itself.
 MAXPORTAL_SAPWAVE_SWEEP_GRACE_SECONDS = env.int("MAXPORTAL_SAPWAVE_SWEEP_GRACE_SECONDS", default=30)
-# Stale agents: how often to look (an agent silent past MAXPORTAL_HEARTBEAT_STALE_SECONDS raises one
-# ESCALATION to MAXPORTAL_ESCALATION_EIDOLON per silence).
-MAXPORTAL_STALE_AGENTS_SECONDS = env.float("MAXPORTAL_STALE_AGENTS_SECONDS", default=60.0)
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "sapwaves-sweep": {"task": "eidolons.sapwaves_sweep", "schedule": MAXPORTAL_SAPWAVE_SWEEP_SECONDS},
-    "agents-stale-check": {"task": "eidolons.agents_stale_check", "schedule": MAXPORTAL_STALE_AGENTS_SECONDS},
-}
+# Stale agents (beat entry "agents-stale-check", every MAXPORTAL_STALE_AGENTS_SECONDS, 60 s): an agent
+# silent past MAXPORTAL_HEARTBEAT_STALE_SECONDS raises one ESCALATION to MAXPORTAL_ESCALATION_EIDOLON
+# per silence.
