@@ -141,3 +141,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             api_token_revoke(token=token)
         messages.success(request, f"Revoked {queryset.count()} token(s); they stop working at once.")
+
+# --- SapWaves (issue 9): registered by their own module ------------------------------------------
+from .sapwaves import admin as _sapwaves_admin  # noqa: E402, F401

@@ -214,3 +214,14 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# SapWaves and the stale-agent episodes live in their own module (issue 9); importing them here
+# makes them models of this app.
+from .models_sapwaves import (  # noqa: E402, F401
+    EidolonSapWavePause,
+    SapWave,
+    SapWaveRun,
+    SapWaveTarget,
+    StaleAgentEpisode,
+)

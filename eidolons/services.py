@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import yaml
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -31,6 +32,8 @@ from .models import ApiToken, CliAgent, Eidolon, M365Account, Signal
 from .selectors import agent_of_kind, inbox_deliverable
 
 logger = logging.getLogger(__name__)
+
+SIGNAL_MIRROR_TASK = "eidolons.signal_mirror_write"
 
 
 # --- The plan's Eidolons ---------------------------------------------------------------------
@@ -118,8 +121,10 @@ def signal_send(
         signal.save()
         inbox.announce_in_transaction(recipient.pk, agent.pk if agent is not None else None)
         if settings.MAXPORTAL_SIGNAL_MIRROR_ROOT:
+            # Written by a Celery task after the commit (retried while the folder is unwritable):
+            # the request (a handoff) does not wait on a network filesystem.
             signal_id = signal.pk
-            transaction.on_commit(lambda: signal_mirror_write(signal_id=signal_id))
+            transaction.on_commit(lambda: current_app.send_task(SIGNAL_MIRROR_TASK, args=(signal_id,)))
     return signal
 
 
@@ -180,11 +185,12 @@ def signal_mirror_path(signal: Signal) -> Path:
     return root / f"{signal.recipient.slug}_inbox" / f"{stamp}-{signal.pk:08d}-{signal.signal_type}.yaml"
 
 
-def signal_mirror_write(*, signal_id: int) -> Path | None:
+def signal_mirror_write(*, signal_id: int, raise_errors: bool = False) -> Path | None:
     """Write the signal's YAML file atomically: a temporary file in the same folder, then rename.
 
-    A daemon watching the folder never sees a half-written file. Runs after the commit; a failure
-    is logged and the database (the source of truth) keeps the signal.
+    A daemon watching the folder never sees a half-written file. Runs after the commit (the task
+    ``eidolons.signal_mirror_write``, which retries: ``raise_errors``); a failure is logged and the
+    database (the source of truth) keeps the signal.
     """
     if not settings.MAXPORTAL_SIGNAL_MIRROR_ROOT:
         return None
@@ -206,6 +212,8 @@ def signal_mirror_write(*, signal_id: int) -> Path | None:
             raise
     except OSError:
         logger.exception("signal %s: could not mirror to %s", signal_id, target)
+        if raise_errors:
+            raise
         return None
     return target
 

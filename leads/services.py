@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from eidolons.models import CliAgent, Eidolon
+from eidolons.sapwaves.services import sapwave_runs_mark_answered
 from eidolons.selectors import agent_of_kind, stage_owner
 from eidolons.services import json_size_check, signal_send
 from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
@@ -215,6 +216,9 @@ def lead_move(
                                  payload=payload, lead=lead)
         transition = _transition(lead=lead, move=spec.name, from_stage=from_stage, from_status=from_status,
                                  actor=actor, agent=agent, summary=text, signal=signal)
+        if actor.eidolon is not None and actor.user is None:
+            # A move by an Eidolon answers the SapWaves that woke it (issue 9).
+            sapwave_runs_mark_answered(eidolon_id=actor.eidolon.pk, at=now, by=f"lead move {spec.name.value}")
     return lead, transition
 
 

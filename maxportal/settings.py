@@ -231,6 +231,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Idempotency-Key answers older than MAXPORTAL_IDEMPOTENCY_TTL_HOURS are forgotten.
     "kernel-idempotency-purge": {"task": "kernel.idempotency_purge", "schedule": 3600.0},
+    # SapWaves' sweep: slots beat did not fire, answers, time-outs, the queue (see the SapWaves block).
+    "sapwaves-sweep": {"task": "eidolons.sapwaves_sweep",
+                       "schedule": env.float("MAXPORTAL_SAPWAVE_SWEEP_SECONDS", default=15.0)},
+    # Stale agents: one ESCALATION per agent that went silent (see the SapWaves block).
+    "agents-stale-check": {"task": "eidolons.agents_stale_check",
+                           "schedule": env.float("MAXPORTAL_STALE_AGENTS_SECONDS", default=60.0)},
 }
 
 # === The agents' API =========================================================================
@@ -345,3 +351,22 @@ MAXPORTAL_PCT_SET_TIMEOUT = env.float("MAXPORTAL_PCT_SET_TIMEOUT", default=60.0)
 # second (0 in tests), and steps to fail on purpose ("step" or "<vmid>:step") to rehearse failures.
 MAXPORTAL_SIMULATED_TIME_SCALE = env.float("MAXPORTAL_SIMULATED_TIME_SCALE", default=1.0)
 MAXPORTAL_SIMULATED_FAILURES = env.list("MAXPORTAL_SIMULATED_FAILURES", default=[])
+
+# --- SapWaves (eidolons/sapwaves/, issue 9) -------------------------------------------------------
+# Self-contained on purpose: everything the SapWaves need, in one block.
+# Edit history of the waves (django-simple-history).
+INSTALLED_APPS = [*INSTALLED_APPS, "simple_history"]
+# At most this many Eidolons hold an unanswered SapWave at once (the synthesis: "max 4-5 active").
+MAXPORTAL_SAPWAVE_CAP = env.int("MAXPORTAL_SAPWAVE_CAP", default=4)
+# A slot fired at most this many seconds after it is "on time"; later ones are "missed" and follow
+# the wave's catch-up policy.
+MAXPORTAL_SAPWAVE_ON_TIME_SECONDS = env.int("MAXPORTAL_SAPWAVE_ON_TIME_SECONDS", default=120)
+# How far back a firing looks for missed slots (bounds the rows written after a long outage).
+MAXPORTAL_SAPWAVE_LOOKBACK_HOURS = env.int("MAXPORTAL_SAPWAVE_LOOKBACK_HOURS", default=24)
+# The sweep (beat entry "sapwaves-sweep", every MAXPORTAL_SAPWAVE_SWEEP_SECONDS, 15 s) catches slots
+# beat did not fire, notices answers (TASK_RESPONSE), times out unanswered targets and sends waiting
+# ones as places under the cap free up. It leaves a due slot to beat for this long before it fires it itself.
+MAXPORTAL_SAPWAVE_SWEEP_GRACE_SECONDS = env.int("MAXPORTAL_SAPWAVE_SWEEP_GRACE_SECONDS", default=30)
+# Stale agents (beat entry "agents-stale-check", every MAXPORTAL_STALE_AGENTS_SECONDS, 60 s): an agent
+# silent past MAXPORTAL_HEARTBEAT_STALE_SECONDS raises one ESCALATION to MAXPORTAL_ESCALATION_EIDOLON
+# per silence.

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("provisioning/", include("provisioning.urls")),
     path("leads/", include("leads.urls")),
+    path("sapwaves/", include("eidolons.sapwaves.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -10,6 +10,7 @@ creates nothing and says so; a record an operator changed is left as it is and r
 from django.conf import settings
 from django.db import transaction
 
+from eidolons.sapwaves.services import sapwaves_plan_load
 from eidolons.services import eidolon_ensure
 from maxportal.kernel.plans import PlanLoadReport, record_ensure
 
@@ -53,4 +54,6 @@ def max_plan_load() -> PlanLoadReport:
         vmid = spec["container_vmid"]
         eidolon_ensure(report, slug=spec["slug"], name=spec["name"], role=spec["role"],
                        container=containers.get(vmid) if vmid else None, personality_notes=spec["personality_notes"])
+    # The master plan's SapWave Schedule, once its Eidolons exist (issue 9).
+    sapwaves_plan_load(report)
     return report

@@ -82,3 +82,33 @@ def agents(tokens):
 def staff_api(staff_client):
     """The API as a logged-in staff user (session cookie)."""
     return AgentClient(client=staff_client)
+
+
+# --- SapWaves (issue 9) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch):
+    """The broker boundary: tasks the services send by name (after commit) are collected here."""
+    from maxportal.celery import app
+
+    sent = []
+    def send_task(name, args=(), countdown=None, **options):
+        sent.append((name, args, countdown))
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return sent
+
+
+@pytest.fixture
+def celery_inline(monkeypatch):
+    """The broker boundary, executed in-process: a task sent by name after commit runs at once
+    (for tests of what a task writes; what a worker does is tested with real workers)."""
+    from maxportal.celery import app
+
+    app.autodiscover_tasks(force=True)  # every app's tasks module, as a worker loads them
+
+    def send_task(name, args=(), kwargs=None, **options):
+        return app.tasks[name].apply(args=args, kwargs=kwargs)
+
+    monkeypatch.setattr(app, "send_task", send_task)

@@ -112,7 +112,7 @@ def test_signal_for_one_agent_is_delivered_to_that_agent_only(mike):
 
 
 def test_mirror_writes_the_seed_shaped_yaml_into_the_inbox_folder(
-    mike, settings, tmp_path, django_capture_on_commit_callbacks
+    mike, settings, tmp_path, django_capture_on_commit_callbacks, celery_inline
 ):
     settings.MAXPORTAL_SIGNAL_MIRROR_ROOT = str(tmp_path)
     payload = {"from": "LILLy", "to": "Mike", "lead_id": "abc-123", "previous_stage": "LeadGen",
@@ -149,7 +149,7 @@ def test_mirror_is_written_only_after_commit(mike, settings, tmp_path, django_ca
 
 
 def test_a_failed_mirror_write_leaves_no_partial_or_temporary_file(mike, settings, tmp_path, monkeypatch,
-                                                                    django_capture_on_commit_callbacks):
+                                                                    django_capture_on_commit_callbacks, celery_inline):
     settings.MAXPORTAL_SIGNAL_MIRROR_ROOT = str(tmp_path)
 
     def half_write(doc, fh, **kw):

@@ -193,7 +193,7 @@ def test_a_handoff_stays_within_its_query_budget(agents, lead_id, django_assert_
 
 
 def test_with_the_mirror_on_a_handoff_drops_the_seeds_yaml_into_the_next_inbox(
-    agents, lead_id, settings, tmp_path, django_capture_on_commit_callbacks
+    agents, lead_id, settings, tmp_path, django_capture_on_commit_callbacks, celery_inline
 ):
     import yaml
 

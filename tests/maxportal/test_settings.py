@@ -44,4 +44,6 @@ def test_the_one_beat_schedule_holds_every_periodic_job_of_the_portal(settings):
         "provisioning-reap-steps": "provisioning.steps_reap",
         "provisioning-drift-check": "provisioning.drift_check",
         "kernel-idempotency-purge": "kernel.idempotency_purge",
+        "sapwaves-sweep": "eidolons.sapwaves_sweep",
+        "agents-stale-check": "eidolons.agents_stale_check",
     }
