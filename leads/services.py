@@ -120,10 +120,18 @@ def _signal_for(move, *, lead, actor, previous_stage, summary) -> tuple[Eidolon 
     return recipient, payload
 
 
+def _value_check(lead: Lead) -> None:
+    """A lead's value is an amount with its currency, or neither (the database checks it too)."""
+    lead.currency = (lead.currency or "").strip().upper()
+    if (lead.amount is None) != (lead.currency == ""):
+        raise ValidationError({"currency": "Give an amount and its currency together (12000 and EUR), or neither."})
+
+
 @transaction.atomic
 def lead_ingest(
     *, actor, company: str, email: str = "", contact_name: str = "", phone: str = "",
     source: str = LeadSourceChoices.OTHER, data: dict | None = None, next_action: str = "", summary: str = "",
+    amount=None, currency: str = "",
 ) -> tuple[Lead, Lead | None]:
     """A new lead enters the pipeline at LeadGen; returns (lead, None), or (existing, existing) for a duplicate.
 
@@ -145,7 +153,9 @@ def lead_ingest(
         company=company.strip(), contact_name=contact_name.strip(), email=email.strip(), email_normalized=email_norm,
         company_domain=domain, phone=phone.strip(), source=source, data=data, next_action=next_action,
         stage=stages.PIPELINE_ORDER[0], status=stages.IN_PROGRESS, stage_entered_at=now,
+        amount=amount, currency=currency,
     )
+    _value_check(lead)
     lead.full_clean(validate_constraints=False)
     try:
         with transaction.atomic():
@@ -306,7 +316,7 @@ def artifact_add(
     return artifact
 
 
-LEAD_DETAIL_FIELDS = ("company", "contact_name", "phone", "source", "next_action", "data")
+LEAD_DETAIL_FIELDS = ("company", "contact_name", "phone", "source", "next_action", "data", "amount", "currency")
 
 
 @transaction.atomic
@@ -324,6 +334,7 @@ def lead_update_details(*, lead_id, actor, **fields) -> Lead:
         json_size_check(fields["data"], field_name="data")
     for name, value in fields.items():
         setattr(lead, name, value)
+    _value_check(lead)
     lead.full_clean(validate_constraints=False)
     lead.save(update_fields=[*fields, "updated_at"])
     return lead
