@@ -54,3 +54,17 @@ def test_a_note_needs_text(max_plan, staff_user):
     lead = Lead.objects.create(company="X", stage_entered_at=timezone.now())
     with pytest.raises(IntegrityError), transaction.atomic():
         LeadNote.objects.create(lead=lead, author=staff_user, text="")
+
+
+def test_the_ingest_api_accepts_a_value(agents):
+    response = agents["lilly"].post("/leads", {"company": "Beta", "email": "b@beta.example",
+                                               "amount": "25000", "currency": "EUR"})
+    assert response.status_code == 201, response.content
+    lead = Lead.objects.get(pk=response.json()["id"])
+    assert (lead.amount, lead.currency) == (Decimal(25000), "EUR")
+
+
+def test_the_ingest_api_refuses_an_amount_without_currency(agents):
+    response = agents["lilly"].post("/leads", {"company": "Beta", "amount": "10"})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid"
