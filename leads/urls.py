@@ -1,3 +1,5 @@
+"""The sales pages' URLs (names ``leads:<page>``)."""
+
 from django.urls import path
 
 from . import views
@@ -6,4 +8,5 @@ app_name = "leads"
 
 urlpatterns = [
     path("funnel/", views.funnel, name="funnel"),
+    path("funnel/<slug:table>.csv", views.funnel_csv, name="funnel_csv"),
 ]

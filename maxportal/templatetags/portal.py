@@ -107,3 +107,11 @@ def since(value):
     if not isinstance(value, datetime):
         return "—"
     return duration_text((timezone.now() - value).total_seconds())
+
+
+@register.filter
+def pct(value, digits: int = 0):
+    """A share (0..1) as a percentage; "—" when there is nothing to divide by."""
+    if value is None or value == "":
+        return "—"
+    return f"{float(value) * 100:.{int(digits)}f}%"
