@@ -27,6 +27,8 @@ fi
 $PY manage.py migrate --no-input
 $PY manage.py collectstatic --no-input -v0
 $PY manage.py load_max_plan
+# Demo leads for the sales pages until agents move real ones (only into an empty pipeline; 0: none).
+if [ "${MAXPORTAL_DEMO_LEADS:-1}" = "1" ]; then $PY manage.py seed_demo_leads; fi
 if $PY manage.py help local_proxmox >/dev/null 2>&1 && [ "${MAXPORTAL_LOCAL_PROXMOX:-1}" = "1" ]; then
   WITH_LOCAL_PVE=1
 else
