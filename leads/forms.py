@@ -30,10 +30,16 @@ class FunnelFilterForm(forms.Form):
         super().__init__(data)
         self.fields["owner"].choices = _owner_choices(owners)
 
+    @staticmethod
+    def default_range() -> dict:
+        """The last DEFAULT_RANGE_DAYS UTC days, today included."""
+        end = timezone.now().date()
+        return {"start": end - timedelta(days=DEFAULT_RANGE_DAYS - 1), "end": end}
+
     def clean(self):
         data = super().clean()
-        today = timezone.now().date()
-        end = data.get("end") or today
+        defaults = self.default_range()
+        end = data.get("end") or defaults["end"]
         start = data.get("start") or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
         if start > end:
             raise forms.ValidationError("The start date is after the end date: swap them.")

@@ -26,7 +26,7 @@ from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
 
 from . import stages
 from .choices import LEAD_CLOSED_STATUSES, LeadMoveChoices, LeadSourceChoices, StageArtifactKindChoices
-from .models import Lead, StageArtifact, StageTransition
+from .models import Lead, LeadNote, StageArtifact, StageTransition
 from .selectors import lead_open_duplicate, leads_visible_to
 
 FREE_MAIL_DOMAINS = frozenset(
@@ -338,3 +338,21 @@ def lead_update_details(*, lead_id, actor, **fields) -> Lead:
     lead.full_clean(validate_constraints=False)
     lead.save(update_fields=[*fields, "updated_at"])
     return lead
+
+
+@transaction.atomic
+def lead_note_add(*, lead_id, actor, text: str) -> LeadNote:
+    """A person's note on a lead (the lead page's timeline shows it). Staff only."""
+    if not actor.is_staff or actor.user is None:
+        raise Forbidden(f"{actor.label} may not add notes: only staff users do.")
+    _no_nul(text=text)
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "Write the note first: it cannot be empty."})
+    lead = Lead.objects.filter(pk=lead_id).first()
+    if lead is None:
+        raise NotFound(f"Lead {lead_id} does not exist.", lead_id=str(lead_id))
+    note = LeadNote(lead=lead, author=actor.user, text=text)
+    note.full_clean(exclude=["lead", "author"])
+    note.save()
+    return note

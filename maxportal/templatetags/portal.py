@@ -39,6 +39,7 @@ def _passes(user, rule: str) -> bool:
 NAV = (
     NavEntry("Overview", "home", "anyone"),
     NavEntry("Provisioning", "provisioning:grid", "login"),
+    NavEntry("Board", "leads:board", "staff"),
     NavEntry("Funnel", "leads:funnel", "staff"),
     NavEntry("API docs", "api:openapi-view", "anyone"),
     NavEntry("Admin", "admin:index", "staff"),

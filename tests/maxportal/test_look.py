@@ -34,7 +34,7 @@ def test_a_signed_in_non_staff_user_sees_no_staff_links(client, django_user_mode
 
 def test_staff_sees_every_link_and_each_one_opens(staff_client, max_plan):
     html = staff_client.get("/").content.decode()
-    assert _nav_labels(html) == ["Overview", "Provisioning", "Funnel", "API docs", "Admin"]
+    assert _nav_labels(html) == ["Overview", "Provisioning", "Board", "Funnel", "API docs", "Admin"]
     for link in re.findall(r'<a href="(/[^"]*)"', html.split('aria-label="Main"', 1)[1].split("</nav>")[0]):
         assert staff_client.get(link).status_code == 200, link
 
