@@ -15,7 +15,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "browser"
-PASSWORD = "sales-pass-123"  # noqa: S105 - a test user's password
+PASSWORD = "sales-pass-123"
 
 
 @pytest.fixture(scope="session")
