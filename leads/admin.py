@@ -14,7 +14,7 @@ from maxportal.kernel.admin import ReadOnlyInline
 from maxportal.kernel.errors import DomainError
 
 from . import services, stages
-from .models import Lead, StageArtifact, StageTransition
+from .models import Lead, StageArtifact, StageSetting, StageTransition
 from .selectors import lead_owner_name, leads_owned_by
 
 
@@ -97,8 +97,8 @@ class LeadAdmin(admin.ModelAdmin):
     # One action per move the stage machine offers the admin (leads/stages.py, ``in_admin``).
     actions = [_move_action(move) for move in stages.MOVES.values() if move.in_admin]
     inlines = (StageTransitionInline, SignalInline, StageArtifactInline)
-    fields = ("company", "contact_name", "email", "phone", "source", "stage", "status", "next_action", "data",
-              "created_at", "updated_at", "stage_entered_at")
+    fields = ("company", "contact_name", "email", "phone", "source", "amount", "currency", "stage", "status",
+              "next_action", "data", "created_at", "updated_at", "stage_entered_at")
 
     def get_readonly_fields(self, request, obj=None):
         # Stage and status change only through the stage machine (the actions), never by editing.
@@ -123,6 +123,7 @@ class LeadAdmin(admin.ModelAdmin):
         lead, duplicate = services.lead_ingest(
             actor=actor, company=obj.company, email=obj.email, contact_name=obj.contact_name, phone=obj.phone,
             source=obj.source, data=obj.data, next_action=obj.next_action, summary="Entered in the admin",
+            amount=obj.amount, currency=obj.currency,
         )
         if duplicate:
             messages.warning(request, f"An open lead with this email or company domain exists: {duplicate}. "
@@ -161,6 +162,23 @@ class StageTransitionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StageSetting)
+class StageSettingAdmin(admin.ModelAdmin):
+    """Per stage: when a lead goes stale on the board, and its win probability for the weighted pipeline.
+
+    The migration creates one row per stage; rows are edited, never added or removed.
+    """
+
+    list_display = ("stage", "stale_after_hours", "win_probability")
+    list_editable = ("stale_after_hours", "win_probability")
+
+    def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):

@@ -1,6 +1,7 @@
 """The leads API: ingest, list, status, the stage machine's moves, artifacts. Thin: services do the work."""
 
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
@@ -33,6 +34,9 @@ class LeadIn(Schema):
     data: dict = Field(default_factory=dict, description="Stage-specific data (JSON object).")
     next_action: str = Field("", max_length=500)
     summary: str = Field("", max_length=2000, description="Goes into the LeadGen Eidolon's signal.")
+    amount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=2,
+                                   description="What the deal is worth, if known; give currency with it.")
+    currency: str = Field("", max_length=3, description="ISO 4217 code of the amount (EUR, USD).")
 
 
 class LeadOut(Schema):

@@ -6,12 +6,15 @@ Invariants kept here and by the database:
 - a transition that hands a lead to another Eidolon points at the signal it produced (both are
   written in one transaction);
 - one open lead per normalised email and per company domain (partial unique constraints);
-- one artifact name per lead and stage.
+- one artifact name per lead and stage;
+- a lead's value is an amount with its currency or neither (a check constraint);
+- one ``StageSetting`` per stage (the board's stale threshold, the pipeline's win probability).
 """
 
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -58,11 +61,24 @@ class Lead(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     stage_entered_at = models.DateTimeField(help_text="When the lead entered its current stage.")
+    amount = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="What the deal is worth, if known (the weighted pipeline value counts it).",
+    )
+    currency = models.CharField(
+        max_length=3, blank=True, validators=[RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code such as EUR.")],
+        help_text="ISO 4217 code of the amount (EUR, USD); empty when there is no amount.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["stage", "status"], name="lead_stage_status")]
         constraints = [
+            models.CheckConstraint(
+                condition=(Q(amount__isnull=True) & Q(currency=""))
+                | (Q(amount__isnull=False, amount__gte=0) & ~Q(currency="")),
+                name="lead_amount_with_currency",
+            ),
             models.UniqueConstraint(
                 fields=["email_normalized"],
                 condition=Q(status__in=LEAD_OPEN_STATUSES) & ~Q(email_normalized=""),
@@ -187,3 +203,48 @@ class StageArtifact(models.Model):
     @property
     def path(self) -> str:
         return self.file.name if self.file else f"{self.lead.stage_folder(self.stage)}{self.name}"
+
+
+class StageSetting(models.Model):
+    """How the sales team judges a stage: when a lead in it goes stale, how likely it is to be won.
+
+    One row per stage (created by the migration with the defaults; edited in the admin). The board
+    reads ``stale_after_hours``; the funnel's weighted pipeline value reads ``win_probability``.
+    """
+
+    stage = models.CharField(max_length=20, choices=PipelineStage.choices, unique=True)
+    stale_after_hours = models.PositiveIntegerField(
+        default=72, validators=[MinValueValidator(1)],
+        help_text="A lead in this stage longer than this, with nothing scheduled for it, shows as stale on the board.",
+    )
+    win_probability = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Percent of a lead's value counted in the weighted pipeline while it is in this stage.",
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(stage__in=PipelineStage.values), name="stagesetting_stage_valid"),
+            models.CheckConstraint(condition=Q(win_probability__lte=100), name="stagesetting_probability_le_100"),
+            models.CheckConstraint(condition=Q(stale_after_hours__gte=1), name="stagesetting_stale_after_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.stage}: stale after {self.stale_after_hours} h, {self.win_probability}%"
+
+
+class LeadNote(models.Model):
+    """A note a person added to a lead (the lead page's timeline shows it with its author)."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="lead_notes")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.CheckConstraint(condition=~Q(text=""), name="leadnote_text_not_empty")]
+
+    def __str__(self):
+        return f"note on {self.lead_id} by {self.author_id}"

@@ -31,7 +31,7 @@ from maxportal.kernel.errors import Forbidden, NotAllowed, NotFound
 
 from . import stages
 from .choices import LEAD_CLOSED_STATUSES, LeadMoveChoices, LeadSourceChoices, StageArtifactKindChoices
-from .models import Lead, StageArtifact, StageTransition
+from .models import Lead, LeadNote, StageArtifact, StageTransition
 from .selectors import lead_open_duplicate, leads_visible_to
 
 FREE_MAIL_DOMAINS = frozenset(
@@ -109,10 +109,18 @@ def _signal_for(move, *, lead, actor, previous_stage, summary) -> tuple[Eidolon 
     return recipient, payload
 
 
+def _value_check(lead: Lead) -> None:
+    """A lead's value is an amount with its currency, or neither (the database checks it too)."""
+    lead.currency = (lead.currency or "").strip().upper()
+    if (lead.amount is None) != (lead.currency == ""):
+        raise ValidationError({"currency": "Give an amount and its currency together (12000 and EUR), or neither."})
+
+
 @transaction.atomic
 def lead_ingest(
     *, actor, company: str, email: str = "", contact_name: str = "", phone: str = "",
     source: str = LeadSourceChoices.OTHER, data: dict | None = None, next_action: str = "", summary: str = "",
+    amount=None, currency: str = "",
 ) -> tuple[Lead, Lead | None]:
     """A new lead enters the pipeline at LeadGen; returns (lead, None), or (existing, existing) for a duplicate.
 
@@ -134,7 +142,9 @@ def lead_ingest(
         company=company.strip(), contact_name=contact_name.strip(), email=email.strip(), email_normalized=email_norm,
         company_domain=domain, phone=phone.strip(), source=source, data=data, next_action=next_action,
         stage=stages.PIPELINE_ORDER[0], status=stages.IN_PROGRESS, stage_entered_at=now,
+        amount=amount, currency=currency,
     )
+    _value_check(lead)
     lead.full_clean(validate_constraints=False)
     try:
         with transaction.atomic():
@@ -297,7 +307,7 @@ def artifact_add(
     return artifact
 
 
-LEAD_DETAIL_FIELDS = ("company", "contact_name", "phone", "source", "next_action", "data")
+LEAD_DETAIL_FIELDS = ("company", "contact_name", "phone", "source", "next_action", "data", "amount", "currency")
 
 
 @transaction.atomic
@@ -315,6 +325,25 @@ def lead_update_details(*, lead_id, actor, **fields) -> Lead:
         json_size_check(fields["data"], field_name="data")
     for name, value in fields.items():
         setattr(lead, name, value)
+    _value_check(lead)
     lead.full_clean(validate_constraints=False)
     lead.save(update_fields=[*fields, "updated_at"])
     return lead
+
+
+@transaction.atomic
+def lead_note_add(*, lead_id, actor, text: str) -> LeadNote:
+    """A person's note on a lead (the lead page's timeline shows it). Staff only."""
+    if not actor.is_staff or actor.user is None:
+        raise Forbidden(f"{actor.label} may not add notes: only staff users do.")
+    _no_nul(text=text)
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "Write the note first: it cannot be empty."})
+    lead = Lead.objects.filter(pk=lead_id).first()
+    if lead is None:
+        raise NotFound(f"Lead {lead_id} does not exist.", lead_id=str(lead_id))
+    note = LeadNote(lead=lead, author=actor.user, text=text)
+    note.full_clean(exclude=["lead", "author"])
+    note.save()
+    return note
