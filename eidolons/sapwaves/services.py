@@ -89,19 +89,33 @@ def _cap_section() -> None:
 # --- Saving a wave and its beat entry --------------------------------------------------------------
 
 
-def sapwave_save(*, wave: SapWave, actor, target_set=None) -> SapWave:
-    """Validate and save a wave (new or edited) and bring its PeriodicTask in step.
-
-    A changed schedule starts from now: slots of the new schedule that lie in the past never fire.
-    ``target_set`` (Eidolons) replaces the set for 'a set of Eidolons' waves.
-    """
+def sapwave_validate(wave: SapWave, *, target_set=None) -> None:
+    """Refuse a wave that cannot be fired, naming the field: a schedule slots cannot evaluate, a
+    target that is not set, a pause without a reason. The admin's form shows these on its fields."""
     try:
         slots.validate(wave_spec(wave))
     except slots.SlotSpecError as exc:
         crontab_field = exc.field in slots.Crontab.__dataclass_fields__ and exc.field != "timezone"
         name = f"cron_{exc.field}" if crontab_field else exc.field
         raise ValidationError({name: str(exc)}) from None
-    if wave.target_kind == SapWaveTargetChoices.AGENT and wave.target_agent_id:
+    if wave.target_kind == SapWaveTargetChoices.AGENT and not wave.target_agent_id:
+        raise ValidationError({"target_agent": "Choose the agent this wave wakes."})
+    if wave.target_kind == SapWaveTargetChoices.EIDOLON and not wave.target_eidolon_id:
+        raise ValidationError({"target_eidolon": "Choose the Eidolon this wave wakes."})
+    if target_set is not None and wave.target_kind == SapWaveTargetChoices.SET and not list(target_set):
+        raise ValidationError({"target_set": "A wave for 'a set of Eidolons' needs at least one Eidolon."})
+    if not wave.enabled and not (wave.paused_reason or "").strip():
+        raise ValidationError({"paused_reason": "Say why the wave is paused (the reason is shown on the wave)."})
+
+
+def sapwave_save(*, wave: SapWave, actor, target_set=None) -> SapWave:
+    """Validate and save a wave (new or edited) and bring its PeriodicTask in step.
+
+    A changed schedule starts from now: slots of the new schedule that lie in the past never fire.
+    ``target_set`` (Eidolons) replaces the set for 'a set of Eidolons' waves.
+    """
+    sapwave_validate(wave, target_set=target_set)
+    if wave.target_kind == SapWaveTargetChoices.AGENT:
         wave.target_eidolon_id = wave.target_agent.eidolon_id
     if wave.target_kind not in (SapWaveTargetChoices.EIDOLON, SapWaveTargetChoices.AGENT):
         wave.target_eidolon = None
