@@ -30,7 +30,10 @@ class SapWaveForm(forms.ModelForm):
 
     class Meta:
         model = SapWave
-        fields = "__all__"
+        fields = ("name", "kind", "description", "prompt", "owner", "target_kind", "target_eidolon", "target_agent",
+                  "target_set", *services.SCHEDULE_FIELDS, "expires_at", "catchup_policy", "catchup_window_minutes",
+                  "overlap_policy", "cap_policy", "jitter_seconds", "answer_timeout_minutes", "enabled",
+                  "paused_reason")
 
     def _post_clean(self):
         super()._post_clean()
