@@ -5,6 +5,8 @@ Every task here is idempotent (a slot has one run; the sweeps act on state), so 
 reject_on_worker_lost (the settings) may run one twice without harm.
 """
 
+import logging
+
 from celery import shared_task
 from celery.signals import before_task_publish
 from django.db import DatabaseError
@@ -13,6 +15,8 @@ from django.utils.dateparse import parse_datetime
 
 from . import services as eidolon_services
 from .sapwaves import jobs, services
+
+logger = logging.getLogger(__name__)
 
 SENT_AT_HEADER = "sapwave_sent_at"
 
@@ -40,6 +44,8 @@ def sapwave_fire(self, wave_id: int, slot: str | None = None, triggered_by: str 
                                                   triggered_by=triggered_by)
         return [run.pk] if created else []
     stamp = getattr(self.request, SENT_AT_HEADER, None) or (self.request.headers or {}).get(SENT_AT_HEADER)
+    if not stamp:
+        logger.info("sapwave_fire for wave %s carries no sent-at stamp: using the worker's clock", wave_id)
     at = parse_datetime(stamp) if stamp else None
     return [r.pk for r in services.sapwave_fire_due(wave_id=wave_id, at=at, triggered_by=triggered_by)]
 

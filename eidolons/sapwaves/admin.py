@@ -25,6 +25,24 @@ class SapWaveActionForm(ActionForm):
                              widget=forms.TextInput(attrs={"placeholder": "reason (to pause)"}))
 
 
+class SapWaveForm(forms.ModelForm):
+    """The model's own checks, then the service's (schedule, target, pause reason) on their fields."""
+
+    class Meta:
+        model = SapWave
+        fields = ("name", "kind", "description", "prompt", "owner", "target_kind", "target_eidolon", "target_agent",
+                  "target_set", *services.SCHEDULE_FIELDS, "expires_at", "catchup_policy", "catchup_window_minutes",
+                  "overlap_policy", "cap_policy", "jitter_seconds", "answer_timeout_minutes", "enabled",
+                  "paused_reason")
+
+    def _post_clean(self):
+        super()._post_clean()
+        try:
+            services.sapwave_validate(self.instance, target_set=self.cleaned_data.get("target_set"))
+        except ValidationError as exc:
+            self._update_errors(exc)
+
+
 def _fire_times(wave) -> str:
     times = selectors.next_fire_times(wave)
     if not times:
@@ -37,13 +55,14 @@ def _fire_times(wave) -> str:
 
 @admin.register(SapWave)
 class SapWaveAdmin(SimpleHistoryAdmin):
+    form = SapWaveForm
     list_display = ("name", "kind", "targets", "schedule", "enabled", "next_fires", "last_run", "last_outcome")
     list_filter = ("kind", "enabled", "schedule_kind", "target_kind")
     search_fields = ("name", "description", "prompt")
     action_form = SapWaveActionForm
     actions = ("run_now", "pause", "resume")
     filter_horizontal = ("target_set",)
-    readonly_fields = ("next_fires", "last_outcome", "paused_at", "paused_by", "paused_reason", "schedule_from",
+    readonly_fields = ("next_fires", "last_outcome", "paused_at", "paused_by", "schedule_from",
                        "plan_key", "beat_entry", "recent_runs")
     fieldsets = (
         (None, {"fields": ("name", "kind", "description", "prompt", "owner")}),

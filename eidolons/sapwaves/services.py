@@ -89,19 +89,33 @@ def _cap_section() -> None:
 # --- Saving a wave and its beat entry --------------------------------------------------------------
 
 
-def sapwave_save(*, wave: SapWave, actor, target_set=None) -> SapWave:
-    """Validate and save a wave (new or edited) and bring its PeriodicTask in step.
-
-    A changed schedule starts from now: slots of the new schedule that lie in the past never fire.
-    ``target_set`` (Eidolons) replaces the set for 'a set of Eidolons' waves.
-    """
+def sapwave_validate(wave: SapWave, *, target_set=None) -> None:
+    """Refuse a wave that cannot be fired, naming the field: a schedule slots cannot evaluate, a
+    target that is not set, a pause without a reason. The admin's form shows these on its fields."""
     try:
         slots.validate(wave_spec(wave))
     except slots.SlotSpecError as exc:
         crontab_field = exc.field in slots.Crontab.__dataclass_fields__ and exc.field != "timezone"
         name = f"cron_{exc.field}" if crontab_field else exc.field
         raise ValidationError({name: str(exc)}) from None
-    if wave.target_kind == SapWaveTargetChoices.AGENT and wave.target_agent_id:
+    if wave.target_kind == SapWaveTargetChoices.AGENT and not wave.target_agent_id:
+        raise ValidationError({"target_agent": "Choose the agent this wave wakes."})
+    if wave.target_kind == SapWaveTargetChoices.EIDOLON and not wave.target_eidolon_id:
+        raise ValidationError({"target_eidolon": "Choose the Eidolon this wave wakes."})
+    if target_set is not None and wave.target_kind == SapWaveTargetChoices.SET and not list(target_set):
+        raise ValidationError({"target_set": "A wave for 'a set of Eidolons' needs at least one Eidolon."})
+    if not wave.enabled and not (wave.paused_reason or "").strip():
+        raise ValidationError({"paused_reason": "Say why the wave is paused (the reason is shown on the wave)."})
+
+
+def sapwave_save(*, wave: SapWave, actor, target_set=None) -> SapWave:
+    """Validate and save a wave (new or edited) and bring its PeriodicTask in step.
+
+    A changed schedule starts from now: slots of the new schedule that lie in the past never fire.
+    ``target_set`` (Eidolons) replaces the set for 'a set of Eidolons' waves.
+    """
+    sapwave_validate(wave, target_set=target_set)
+    if wave.target_kind == SapWaveTargetChoices.AGENT:
         wave.target_eidolon_id = wave.target_agent.eidolon_id
     if wave.target_kind not in (SapWaveTargetChoices.EIDOLON, SapWaveTargetChoices.AGENT):
         wave.target_eidolon = None
@@ -348,7 +362,6 @@ def sapwave_fire_slot(
     if not skip_reason and not targets:
         skip_reason = SapWaveSkipChoices.NO_TARGETS
     with transaction.atomic():
-        _cap_section()
         try:
             with transaction.atomic():
                 run = SapWaveRun.objects.create(
@@ -360,7 +373,9 @@ def sapwave_fire_slot(
             return SapWaveRun.objects.get(wave=wave, slot=slot), False
         if targets:
             _targets_create(wave, run, targets, now)
-            sapwaves_dispatch(now=now, locked=True)
+            # The cap's critical section is entered only now: concurrent firings write their runs and
+            # targets in parallel and queue only for the sends (held until this transaction commits).
+            sapwaves_dispatch(now=now, run_id=run.pk)
     return run, True
 
 
@@ -402,23 +417,37 @@ def _move(qs, to: str, **values) -> int:
     return qs.filter(state__in=sources).update(state=to, **values)
 
 
-def sapwaves_dispatch(*, now: datetime | None = None, locked: bool = False) -> int:
+def sapwaves_dispatch(*, now: datetime | None = None, locked: bool = False, run_id: int | None = None) -> int:
     """Send the waiting targets that are due, oldest slot first, while places under the cap last.
 
     A waiting target of an Eidolon that already holds an unanswered wave takes no new place.
-    Over the cap, a wave's cap policy keeps the target waiting (in order) or skips it.
+    Over the cap, a wave's cap policy keeps the target waiting (in order) or skips it. ``run_id``
+    limits it to one run's targets (a firing sends its own; the sweep and the tasks send the rest).
     """
     now = now or timezone.now()
     with transaction.atomic():
         if not locked:
             _cap_section()
+        waiting = SapWaveTarget.objects.filter(state=S.WAITING, not_before__lte=now)
+        if run_id is not None:
+            waiting = waiting.filter(run_id=run_id)
+        waiting = list(waiting.select_related("wave", "run", "eidolon", "agent")
+                       .order_by("run__slot", "run_id", "id")[:1000])
+        if not waiting:
+            return 0
         cap = settings.MAXPORTAL_SAPWAVE_CAP
+        if run_id is not None and SapWaveTarget.objects.filter(
+                state=S.WAITING, wait_reason=SapWaveWaitChoices.CAP).exclude(run_id=run_id).exists():
+            cap = 0  # older targets queue for the cap: this run's new places wait behind them, in order
         sent_rows = SapWaveTarget.objects.filter(state=S.SENT)
-        holding = set(sent_rows.values_list("eidolon_id", flat=True))
-        open_pairs = set(sent_rows.values_list("wave_id", "eidolon_id"))
-        paused = set(EidolonSapWavePause.objects.values_list("eidolon_id", flat=True))
-        waiting = (SapWaveTarget.objects.filter(state=S.WAITING, not_before__lte=now)
-                   .select_related("wave", "run", "eidolon", "agent").order_by("run__slot", "run_id", "id")[:1000])
+        held = sent_rows.values("eidolon_id").distinct().count()
+        eidolon_ids = {t.eidolon_id for t in waiting}
+        candidates = sent_rows.filter(eidolon_id__in=eidolon_ids)
+        holding = set(candidates.values_list("eidolon_id", flat=True))
+        open_pairs = set(candidates.filter(wave_id__in={t.wave_id for t in waiting}).values_list("wave_id",
+                                                                                               "eidolon_id"))
+        paused = set(EidolonSapWavePause.objects.filter(eidolon_id__in=eidolon_ids).values_list("eidolon_id",
+                                                                                               flat=True))
         sent = 0
         for target in waiting:
             wave, pair = target.wave, (target.wave_id, target.eidolon_id)
@@ -435,16 +464,19 @@ def sapwaves_dispatch(*, now: datetime | None = None, locked: bool = False) -> i
                 continue
             if pair in open_pairs:  # an earlier one of this wave and Eidolon is unanswered or waiting: keep order
                 continue
-            if target.eidolon_id not in holding and len(holding) >= cap:
+            if target.eidolon_id not in holding and held >= cap:
                 if wave.cap_policy == SapWaveCapChoices.SKIP:
                     _move(SapWaveTarget.objects.filter(pk=target.pk), S.SKIPPED,
                           skip_reason=SapWaveSkipChoices.OVER_CAP, wait_reason="", closed_at=now)
                 else:
-                    SapWaveTarget.objects.filter(pk=target.pk).update(wait_reason=SapWaveWaitChoices.CAP)
+                    if target.wait_reason != SapWaveWaitChoices.CAP:
+                        SapWaveTarget.objects.filter(pk=target.pk).update(wait_reason=SapWaveWaitChoices.CAP)
                     open_pairs.add(pair)
                 continue
             _send(target, now)
-            holding.add(target.eidolon_id)
+            if target.eidolon_id not in holding:
+                holding.add(target.eidolon_id)
+                held += 1
             open_pairs.add(pair)
             sent += 1
     return sent

@@ -29,8 +29,9 @@ from django_celery_beat.models import PeriodicTask
 
 from eidolons.models import Eidolon, SapWave, SapWaveRun, SapWaveTarget, Signal
 from eidolons.sapwaves import selectors, services
-from eidolons.services import api_token_issue, max_plan_load, signal_send
+from eidolons.services import api_token_issue, signal_send
 from maxportal.kernel.actors import Actor
+from provisioning.plan import max_plan_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

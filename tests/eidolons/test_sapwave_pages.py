@@ -102,3 +102,16 @@ def test_the_admin_lists_waves_and_an_edit_reaches_the_beat_entry(staff_client, 
     assert PeriodicTask.objects.get(pk=berlin.periodic_task_id).crontab.minute == "15"
     history = staff_client.get(reverse("admin:eidolons_sapwave_history", args=[berlin.pk]))
     assert history.status_code == 200 and "operator" in history.content.decode()
+
+
+def test_the_admin_shows_a_bad_crontab_on_its_field_and_saves_nothing(staff_client, waves):
+    berlin, _ = waves
+    change_url = reverse("admin:eidolons_sapwave_change", args=[berlin.pk])
+    form = staff_client.get(change_url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "target_set"}
+    data.update({"cron_minute": "75", "owner": "", "target_eidolon": berlin.target_eidolon_id, "target_agent": "",
+                 "interval_minutes": ""})
+    response = staff_client.post(change_url, data)
+    assert response.status_code == 200
+    assert "cron_minute" in response.context["adminform"].form.errors
+    assert PeriodicTask.objects.get(pk=berlin.periodic_task_id).crontab.minute == "0"

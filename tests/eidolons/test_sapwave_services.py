@@ -74,10 +74,11 @@ def test_a_past_one_off_is_stored_but_never_enabled(max_plan, operator):
 
 
 def test_a_bad_crontab_is_refused_naming_the_field_and_nothing_is_saved(max_plan, operator):
+    tasks_before = PeriodicTask.objects.count()
     with pytest.raises(ValidationError) as caught:
         _wave(operator, cron_minute="75")
     assert list(caught.value.message_dict) == ["cron_minute"]
-    assert not SapWave.objects.exists() and not PeriodicTask.objects.filter(name__startswith="sapwave:").exists()
+    assert not SapWave.objects.filter(name="check").exists() and PeriodicTask.objects.count() == tasks_before
 
 
 def test_pausing_needs_a_reason_and_disables_the_beat_entry(max_plan, operator):
@@ -255,3 +256,17 @@ def test_a_handoff_by_the_woken_eidolon_answers_its_wave(max_plan, operator, sen
     lead_handoff(lead_id=lead.pk, actor=Actor.for_token(token), summary="qualified")
     target = SapWaveTarget.objects.get(wave=wave)
     assert (target.state, target.answered_by) == ("answered", "lead move handoff")
+
+
+def test_a_later_wave_does_not_jump_the_queue_over_the_cap(max_plan, operator, sent_tasks):
+    first = _wave(operator, name="all", since=_at(9, 30))  # seven MAX Eidolons: four sent, three queued
+    services.sapwave_fire_due(wave_id=first.pk, at=_at(10, 0, 1))
+    holder = SapWaveTarget.objects.filter(wave=first, state="sent").first().eidolon
+    services.sapwave_runs_mark_answered(eidolon_id=holder.pk, at=timezone.now())  # a place frees
+    later = _wave(operator, name="later", target_kind="eidolon", target_eidolon=Eidolon.objects.get(slug="maestro"),
+                  since=_at(9, 30))
+    services.sapwave_fire_due(wave_id=later.pk, at=_at(10, 0, 2))
+    assert SapWaveTarget.objects.get(wave=later).wait_reason == "cap", "behind the three queued before it"
+    services.sapwaves_dispatch()
+    assert SapWaveTarget.objects.filter(wave=first, state="sent").count() == 4
+    assert SapWaveTarget.objects.get(wave=later).state == "waiting"
