@@ -27,7 +27,7 @@ from .choices import LEAD_OPEN_STATUSES
 from .models import Lead, LeadNote, StageSetting
 from .selectors import lead_artifacts, lead_history, lead_owner_name
 
-CARDS_PER_STAGE = 50
+CARDS_PER_STAGE = 25  # a column shows the oldest 25 (rendering cards is what costs: bench/pages.py)
 SAPWAVES_CONNECTED = False
 
 

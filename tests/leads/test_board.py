@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from eidolons.models import Signal
 from leads import services
+from leads.board import CARDS_PER_STAGE
 from leads.models import Lead, LeadNote, StageSetting, StageTransition
 from maxportal.kernel.actors import Actor
 
@@ -184,3 +185,13 @@ def test_a_lead_page_timeline_lists_signals_with_delivery_and_ack(staff_client, 
     titles = [e.title for e in staff_client.get(f"/leads/{lead.pk}/").context["timeline"]]
     assert any(t.startswith("PIPELINE_TRANSITION delivered to LILLy") for t in titles)
     assert "PIPELINE_TRANSITION acknowledged" in titles
+
+
+def test_a_long_column_shows_its_oldest_cards_and_how_many_more(staff_client, max_plan):
+    for i in range(CARDS_PER_STAGE + 2):
+        ledger_lead(f"Bulk {i:02d}", [("ingest", "LeadGen", "in_progress", (100 - i) * HOUR, "new")])
+    response = staff_client.get(BOARD)
+    column = response.context["columns"][0]
+    assert column["count"] == CARDS_PER_STAGE + 2 and column["more"] == 2
+    assert column["cards"][0].company == "Bulk 00", "oldest in stage first"
+    assert "and 2 more: narrow the filters or search." in response.content.decode()
