@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from eidolons.choices import PipelineStage
 from eidolons.models import Eidolon
 from maxportal.kernel.actors import Actor
-from maxportal.kernel.errors import DomainError, NotAllowed, NotFound
+from maxportal.kernel.errors import DomainError, NotAllowed, NotFound, ReasonRequired
 
 from . import analytics, board, charts, services, stages
 from .choices import LeadMoveChoices
@@ -176,6 +176,8 @@ def _refusal(exc) -> tuple[int, str]:
     """(HTTP status, message) of a refused change: the API's statuses, the service's own words."""
     if isinstance(exc, ValidationError):
         return 422, " ".join(exc.messages)
+    if isinstance(exc, ReasonRequired):
+        return 422, exc.message
     if isinstance(exc, NotAllowed):
         return 409, exc.message
     if isinstance(exc, NotFound):
