@@ -156,7 +156,7 @@ def _board_context(request, query: QueryDict) -> dict:
             lead.can_reassign = any(m == "reassign" for m, _ in lead.moves)
     kept = {k: v for k, v in query.items() if k in BOARD_FILTERS and v}
     return {"form": form, "columns": columns, "query": urlencode(kept), "stages": PipelineStage.choices,
-            "sapwaves_connected": board.SAPWAVES_CONNECTED, "total": sum(c["count"] for c in columns)}
+            "total": sum(c["count"] for c in columns)}
 
 
 @require_GET
@@ -240,7 +240,6 @@ def _lead_page(request, lead_id, *, error: str = "", status: int = 200):
         if lead.is_open else None,
         "can_reassign": any(m == "reassign" for m, _ in moves),
         "stages": [s for s in PipelineStage.choices if s[0] != lead.stage],
-        "sapwaves_connected": board.SAPWAVES_CONNECTED,
     }
     return render(request, "leads/lead.html", context, status=status)
 
