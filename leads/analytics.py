@@ -23,11 +23,11 @@ leads that moved in the range, the open pipeline's sums); the ledger rows are wa
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 
 from django.db.models import Count, Sum
-from django.utils import timezone
 
 from eidolons.choices import PIPELINE_ORDER, next_stage
 from eidolons.models import Eidolon
@@ -83,15 +83,16 @@ class Range:
     start: date
     end: date
 
-    @property
+    @cached_property
     def since(self) -> datetime:
-        return datetime.combine(self.start, time.min, tzinfo=timezone.get_current_timezone())
+        return datetime.combine(self.start, time.min, tzinfo=UTC)
 
-    @property
+    @cached_property
     def until(self) -> datetime:
-        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone())
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
 
     def __contains__(self, moment: datetime) -> bool:
+        # Called for every ledger row: the bounds are computed once (cached above).
         return self.since <= moment < self.until
 
     @property
@@ -176,7 +177,7 @@ def _ledger_rows(rng: Range, *, source: str | None, owner_stage: str | None):
 
 def _walks(rng: Range, *, source, owner_stage) -> list[_LeadWalk]:
     walks, current, rows = [], None, []
-    for lead_id, *row in _ledger_rows(rng, source=source, owner_stage=owner_stage).iterator(chunk_size=5000):
+    for lead_id, *row in _ledger_rows(rng, source=source, owner_stage=owner_stage):
         if lead_id != current and rows:
             walks.append(_LeadWalk(rows, rng))
             rows = []

@@ -1,17 +1,22 @@
 """Reads of the pipeline board and the lead page: open leads per stage with their rot, and a lead's timeline.
 
-Rotting. A lead is *overdue* when it has been in its stage longer than that stage's threshold
-(``StageSetting.stale_after_hours``). It is *stale* when it is overdue AND nothing is scheduled to
-act on it (a SapWave waking its owner, an agent action on the lead) within one threshold from now:
-an overdue lead whose owner is woken soon is being looked after; one with nothing coming is rotting.
+Rotting. A lead is *stale* once it has been in its stage longer than that stage's threshold
+(``StageSetting.stale_after_hours``): the moment the threshold ran out, nothing had moved it, whatever
+comes next. The card says what comes next: "stale 3 d, next wave for Clara (...) in 12 min" or
+"stale 3 d, nothing scheduled". Before its threshold runs out a lead is *at risk* when no SapWave
+wakes its owner before then (nothing is due that could move it in time): "stale in 5 h, nothing
+scheduled before then". (The issue's rule "past the threshold and nothing due before the threshold
+runs out" read with its own example, where a wave 12 minutes away does not make a stale card fresh.)
 
-What is scheduled comes from ``scheduled_actions``, the one seam to the SapWaves: they are not on
-main yet (another branch builds them), so today it reports nothing scheduled and every overdue
-lead is stale; the card says "nothing scheduled (SapWaves not connected yet)". When SapWaves land,
-that function reads each Eidolon's next slot and nothing else here changes.
+What is scheduled comes from ``scheduled_actions``, the one seam to the SapWaves: each enabled
+wave's next fire (``eidolons.sapwaves.selectors.next_fire_times``: none for a paused, expired or
+past wave) for each stage owner it wakes, unless that Eidolon's SapWaves are paused. A lead has no
+due time of its own yet (``next_action`` is a sentence), so agent actions count through the waves
+that wake its owner.
 
-Cost: the board is three queries whatever the number of leads (stage settings, the per-stage counts,
-at most ``CARDS_PER_STAGE`` cards per stage through one window query); the lead page five.
+Cost: the board is six queries whatever the number of leads (stage settings, the waves, their
+Eidolon sets, the pauses, the per-stage counts, at most ``CARDS_PER_STAGE`` cards per stage through
+one window query).
 """
 
 from dataclasses import dataclass
@@ -21,14 +26,15 @@ from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from eidolons.choices import PIPELINE_ORDER
-from eidolons.models import Eidolon, Signal
+from eidolons.models import Eidolon, EidolonSapWavePause, SapWave, Signal
+from eidolons.sapwaves.choices import SapWaveTargetChoices
+from eidolons.sapwaves.selectors import next_fire_times
 
 from .choices import LEAD_OPEN_STATUSES
 from .models import Lead, LeadNote, StageSetting
 from .selectors import lead_artifacts, lead_history, lead_owner_name
 
-CARDS_PER_STAGE = 50
-SAPWAVES_CONNECTED = False
+CARDS_PER_STAGE = 25  # a column shows the oldest 25 (rendering cards is what costs: bench/pages.py)
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,35 @@ class Scheduled:
     label: str
 
 
-def scheduled_actions(*, owners: dict[str, Eidolon], now: datetime) -> dict[int, Scheduled]:
-    """Eidolon id -> the next thing scheduled to wake it. The seam to the SapWaves (see the module).
+def _woken(wave: SapWave, owner_ids: set[int]) -> set[int]:
+    """The stage owners (ids) a wave wakes."""
+    kind = wave.target_kind
+    if kind == SapWaveTargetChoices.AGENT:
+        woken = {wave.target_agent.eidolon_id}
+    elif kind == SapWaveTargetChoices.EIDOLON:
+        woken = {wave.target_eidolon_id}
+    elif kind == SapWaveTargetChoices.SET:
+        woken = {e.pk for e in wave.target_set.all()}
+    else:
+        woken = owner_ids
+    return woken & owner_ids
 
-    Nothing is scheduled until SapWaves are on main: returns {} (and ``SAPWAVES_CONNECTED`` says so).
-    """
-    return {}
+
+def scheduled_actions(*, owners: dict[str, Eidolon], now: datetime) -> dict[int, Scheduled]:
+    """Eidolon id -> the next SapWave that wakes it (the seam; see the module). Three queries."""
+    by_id = {e.pk: e for e in owners.values()}
+    paused = set(EidolonSapWavePause.objects.values_list("eidolon_id", flat=True))
+    waves = SapWave.objects.filter(enabled=True).select_related("target_agent").prefetch_related("target_set")
+    best: dict[int, Scheduled] = {}
+    for wave in waves:
+        fires = next_fire_times(wave, now=now, count=1)
+        if not fires:
+            continue
+        due = fires[0].utc
+        for eidolon_id in _woken(wave, set(by_id)) - paused:
+            if eidolon_id not in best or due < best[eidolon_id].due:
+                best[eidolon_id] = Scheduled(due, f"next wave for {by_id[eidolon_id].name} ({wave.name})")
+    return best
 
 
 def stale_thresholds() -> dict[str, timedelta]:
@@ -55,32 +84,29 @@ def stale_thresholds() -> dict[str, timedelta]:
 
 @dataclass(frozen=True)
 class Rot:
-    overdue: bool
     stale: bool
+    at_risk: bool
     over_by: timedelta | None
+    left: timedelta | None
     scheduled: Scheduled | None
     threshold: timedelta
 
 
 def rot_of(lead: Lead, *, thresholds, scheduled, owners, now) -> Rot:
     threshold = thresholds[lead.stage]
-    in_stage = now - lead.stage_entered_at
+    runs_out = lead.stage_entered_at + threshold
     owner = owners.get(lead.stage)
     next_up = scheduled.get(owner.pk) if owner else None
-    overdue = in_stage > threshold
-    rescued = next_up is not None and next_up.due <= now + threshold
-    return Rot(overdue=overdue, stale=overdue and not rescued, over_by=in_stage - threshold if overdue else None,
-               scheduled=next_up, threshold=threshold)
+    stale = now > runs_out
+    at_risk = not stale and (next_up is None or next_up.due > runs_out)
+    return Rot(stale=stale, at_risk=at_risk, over_by=now - runs_out if stale else None,
+               left=None if stale else runs_out - now, scheduled=next_up, threshold=threshold)
 
 
-def _stale_q(thresholds, scheduled, owners, now) -> Q:
+def _stale_q(thresholds, now) -> Q:
     """The leads that are stale, as one condition (a threshold per stage)."""
     q = Q(pk__in=[])
     for stage, threshold in thresholds.items():
-        owner = owners.get(stage)
-        next_up = scheduled.get(owner.pk) if owner else None
-        if next_up is not None and next_up.due <= now + threshold:
-            continue  # everything in this stage is looked after soon
         q |= Q(stage=stage, stage_entered_at__lt=now - threshold)
     return q
 
@@ -101,7 +127,7 @@ def board_leads(*, stage=None, status=None, owner_stage=None, source=None, q="",
         q = q.strip()
         qs = qs.filter(Q(company__icontains=q) | Q(contact_name__icontains=q) | Q(email__icontains=q))
     if stale_only:
-        qs = qs.filter(_stale_q(thresholds, scheduled, owners, now))
+        qs = qs.filter(_stale_q(thresholds, now))
     return qs
 
 
@@ -158,10 +184,7 @@ def _signal_entries(signal: Signal) -> list[TimelineEntry]:
 
 
 def lead_timeline(*, lead: Lead) -> list[TimelineEntry]:
-    """Transitions, signals (sent, delivered, acknowledged), artifacts and notes, newest first.
-
-    SapWaves that touched the lead join here when they land (see ``scheduled_actions``).
-    """
+    """Transitions, signals (sent, delivered, acknowledged), artifacts and notes, newest first."""
     entries = [
         TimelineEntry(t.created_at, "transition", f"{t.get_move_display()}: {t.from_stage or 'new'} "
                       f"{t.from_status or ''} to {t.to_stage} {t.to_status}".replace("  ", " "),

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from eidolons.choices import PipelineStage
 from eidolons.models import Eidolon
 from maxportal.kernel.actors import Actor
-from maxportal.kernel.errors import DomainError, NotAllowed, NotFound
+from maxportal.kernel.errors import DomainError, NotAllowed, NotFound, ReasonRequired
 
 from . import analytics, board, charts, services, stages
 from .choices import LeadMoveChoices
@@ -156,7 +156,7 @@ def _board_context(request, query: QueryDict) -> dict:
             lead.can_reassign = any(m == "reassign" for m, _ in lead.moves)
     kept = {k: v for k, v in query.items() if k in BOARD_FILTERS and v}
     return {"form": form, "columns": columns, "query": urlencode(kept), "stages": PipelineStage.choices,
-            "sapwaves_connected": board.SAPWAVES_CONNECTED, "total": sum(c["count"] for c in columns)}
+            "total": sum(c["count"] for c in columns)}
 
 
 @require_GET
@@ -176,6 +176,8 @@ def _refusal(exc) -> tuple[int, str]:
     """(HTTP status, message) of a refused change: the API's statuses, the service's own words."""
     if isinstance(exc, ValidationError):
         return 422, " ".join(exc.messages)
+    if isinstance(exc, ReasonRequired):
+        return 422, exc.message
     if isinstance(exc, NotAllowed):
         return 409, exc.message
     if isinstance(exc, NotFound):
@@ -238,7 +240,6 @@ def _lead_page(request, lead_id, *, error: str = "", status: int = 200):
         if lead.is_open else None,
         "can_reassign": any(m == "reassign" for m, _ in moves),
         "stages": [s for s in PipelineStage.choices if s[0] != lead.stage],
-        "sapwaves_connected": board.SAPWAVES_CONNECTED,
     }
     return render(request, "leads/lead.html", context, status=status)
 

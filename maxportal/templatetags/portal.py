@@ -117,3 +117,11 @@ def pct(value, digits: int = 0):
     if value is None or value == "":
         return "—"
     return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def until(value):
+    """How long until a datetime, as ``duration_text`` (0 s once it has passed)."""
+    if not isinstance(value, datetime):
+        return "—"
+    return duration_text((value - timezone.now()).total_seconds())

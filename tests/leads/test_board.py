@@ -1,10 +1,14 @@
 """The board and the lead page: cards, rot, filters, moves through the stage machine, the timeline."""
 
+import re
+
 import pytest
 from django.utils import timezone
 
-from eidolons.models import Signal
+from eidolons.models import Eidolon, SapWave, Signal
+from eidolons.sapwaves.services import eidolon_sapwaves_pause, sapwave_save
 from leads import services
+from leads.board import CARDS_PER_STAGE
 from leads.models import Lead, LeadNote, StageSetting, StageTransition
 from maxportal.kernel.actors import Actor
 
@@ -35,7 +39,7 @@ def _cards(response) -> dict[str, list[str]]:
 
 def test_the_board_has_a_column_per_stage_and_a_card_per_open_lead(staff_client, pipeline,
                                                                    django_assert_max_num_queries):
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(10):
         response = staff_client.get(BOARD)
     assert response.status_code == 200
     cards = _cards(response)
@@ -49,18 +53,54 @@ def test_the_board_has_a_column_per_stage_and_a_card_per_open_lead(staff_client,
 def test_query_count_does_not_grow_with_the_leads(staff_client, pipeline, django_assert_max_num_queries):
     for i in range(30):
         ledger_lead(f"More {i}", [("ingest", "LeadGen", "in_progress", HOUR, "new")])
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(10):
         response = staff_client.get(BOARD + "?stale=on&q=o")
     assert response.status_code == 200
 
 
-def test_a_lead_past_its_stage_threshold_with_nothing_scheduled_is_stale(staff_client, pipeline):
+def _card(response, company):
+    return next(lead for c in response.context["columns"] for lead in c["cards"] if lead.company == company)
+
+
+def _wave_for(slug: str, name: str = "Mike check") -> SapWave:
+    """A wave waking one Eidolon every 15 minutes (UTC crontab)."""
+    return sapwave_save(wave=SapWave(name=name, kind="progress_check", prompt="check", target_kind="eidolon",
+                                     target_eidolon=Eidolon.objects.get(slug=slug), schedule_kind="crontab",
+                                     cron_minute="*/15", timezone="UTC"), actor=Actor.for_system("test"))
+
+
+def test_a_lead_past_its_stage_threshold_is_stale_and_says_nothing_is_scheduled(staff_client, pipeline):
+    SapWave.objects.all().delete()  # the plan's waves: none for this test
     StageSetting.objects.filter(stage="FirstResponder").update(stale_after_hours=72)
     response = staff_client.get(BOARD)
-    dusty = next(lead for c in response.context["columns"] for lead in c["cards"] if lead.company == "Dusty AG")
-    hot = next(lead for c in response.context["columns"] for lead in c["cards"] if lead.company == "Hot Ltd")
-    assert dusty.rot.stale and not hot.rot.overdue
-    assert "stale 2 d, nothing scheduled (SapWaves not connected yet)" in response.content.decode()
+    dusty, hot = _card(response, "Dusty AG"), _card(response, "Hot Ltd")
+    assert dusty.rot.stale and not hot.rot.stale
+    html = response.content.decode()
+    assert "stale 2 d, nothing scheduled" in html
+    assert "stale in 23 h" in html and "nothing scheduled before then" in html, "Hot Ltd is at risk"
+
+
+def test_a_stale_card_names_the_next_wave_for_its_owner(staff_client, pipeline):
+    SapWave.objects.all().delete()
+    StageSetting.objects.filter(stage="FirstResponder").update(stale_after_hours=72)
+    _wave_for("mike")
+    response = staff_client.get(BOARD)
+    dusty, hot = _card(response, "Dusty AG"), _card(response, "Hot Ltd")
+    assert dusty.rot.stale and dusty.rot.scheduled.label == "next wave for Mike (Mike check)"
+    assert not hot.rot.at_risk, "a wave wakes Mike before Hot Ltd's threshold runs out"
+    assert re.search(r"stale 2 d, next wave for Mike \(Mike check\) in (\d+ min|\d+ s)", response.content.decode())
+
+
+def test_a_paused_eidolon_is_woken_by_no_wave(staff_client, staff_user, pipeline):
+    SapWave.objects.all().delete()
+    _wave_for("mike")
+    eidolon_sapwaves_pause(eidolon=Eidolon.objects.get(slug="mike"), actor=Actor.for_user(staff_user),
+                           reason="holiday")
+    assert _card(staff_client.get(BOARD), "Dusty AG").rot.scheduled is None
+
+
+def test_the_plans_waves_wake_the_owners(staff_client, pipeline):
+    assert _card(staff_client.get(BOARD), "Dusty AG").rot.scheduled is not None, "the 12-minute check wakes Mike"
 
 
 def test_stale_only_keeps_the_stale_cards(staff_client, pipeline):
@@ -138,7 +178,7 @@ def test_the_lead_page_shows_header_moves_and_the_timeline(staff_client, staff_u
                                                            django_assert_max_num_queries):
     lead = pipeline["hot"]
     services.lead_note_add(lead_id=lead.pk, actor=Actor.for_user(staff_user), text="Called Hanna: decides Friday")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(13):
         response = staff_client.get(f"/leads/{lead.pk}/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -184,3 +224,13 @@ def test_a_lead_page_timeline_lists_signals_with_delivery_and_ack(staff_client, 
     titles = [e.title for e in staff_client.get(f"/leads/{lead.pk}/").context["timeline"]]
     assert any(t.startswith("PIPELINE_TRANSITION delivered to LILLy") for t in titles)
     assert "PIPELINE_TRANSITION acknowledged" in titles
+
+
+def test_a_long_column_shows_its_oldest_cards_and_how_many_more(staff_client, max_plan):
+    for i in range(CARDS_PER_STAGE + 2):
+        ledger_lead(f"Bulk {i:02d}", [("ingest", "LeadGen", "in_progress", (100 - i) * HOUR, "new")])
+    response = staff_client.get(BOARD)
+    column = response.context["columns"][0]
+    assert column["count"] == CARDS_PER_STAGE + 2 and column["more"] == 2
+    assert column["cards"][0].company == "Bulk 00", "oldest in stage first"
+    assert "and 2 more: narrow the filters or search." in response.content.decode()
