@@ -21,7 +21,7 @@ from ninja import Field, Query, Router, Schema, Status
 from maxportal.kernel.db import db_sync_to_async, release_connection
 from maxportal.kernel.errors import Forbidden, NotFound
 from maxportal.kernel.idempotency import idempotent
-from maxportal.kernel.schemas import ERRORS, PAGE_LIMIT_MAX, Id, Text
+from maxportal.kernel.schemas import ERRORS, PAGE_LIMIT_MAX, BodyIn, Id, Text
 
 from . import inbox, selectors, services
 from .auth import async_token_or_staff, token_or_staff
@@ -54,7 +54,7 @@ class SignalOut(Schema):
         )
 
 
-class SignalIn(Schema):
+class SignalIn(BodyIn):
     type: SignalTypeChoices = Field(..., description="TASK_ASSIGNMENT, TASK_RESPONSE or ACK for agents.")
     to: Text = Field(..., min_length=1, max_length=50, description="The recipient Eidolon's slug, e.g. 'clara'.")
     agent: CliAgentKindChoices | None = Field(None, description="Only for this one of the recipient's agents.")
@@ -62,7 +62,7 @@ class SignalIn(Schema):
     payload: dict = Field(default_factory=dict)
 
 
-class HeartbeatIn(Schema):
+class HeartbeatIn(BodyIn):
     kind: CliAgentKindChoices
     version: Text = Field("", max_length=50)
     state: CliAgentStatusChoices = CliAgentStatusChoices.RUNNING

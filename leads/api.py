@@ -24,7 +24,7 @@ from eidolons.auth import token_or_staff
 from eidolons.choices import CliAgentKindChoices, PipelineStage
 from maxportal.kernel.errors import NotFound
 from maxportal.kernel.idempotency import idempotent
-from maxportal.kernel.schemas import ERRORS, PAGE_LIMIT_MAX, ConflictOut, ErrorOut, Id, Text
+from maxportal.kernel.schemas import ERRORS, PAGE_LIMIT_MAX, BodyIn, ConflictOut, ErrorOut, Id, Text
 
 from . import services, stages
 from .choices import LeadSourceChoices, LeadStatusChoices
@@ -45,7 +45,7 @@ router = Router(tags=["leads"], auth=token_or_staff)
 EMAIL_SCHEMA = {"anyOf": [{"maxLength": 0}, {"format": "email"}]}
 
 
-class LeadIn(Schema):
+class LeadIn(BodyIn):
     company: Text = Field(..., min_length=1, max_length=200)
     email: Text = Field("", max_length=254, description="An email address, or empty (422 when not an address).",
                         json_schema_extra=EMAIL_SCHEMA)
@@ -212,19 +212,19 @@ def lead_detail(request: HttpRequest, lead_id: UUID):
     )
 
 
-class HandoffIn(Schema):
+class HandoffIn(BodyIn):
     summary: Text = Field("", max_length=2000, description="What was done; goes into the next Eidolon's signal.")
     data: dict = Field(default_factory=dict, description="Merged into the lead's data.")
     next_action: Text | None = Field(None, max_length=500)
     agent: CliAgentKindChoices | None = Field(None, description="Which of the Eidolon's agents is acting.")
 
 
-class ReasonIn(Schema):
+class ReasonIn(BodyIn):
     reason: Text = Field(..., min_length=1, max_length=2000, description="Why (required, not blank).")
     agent: CliAgentKindChoices | None = None
 
 
-class SummaryIn(Schema):
+class SummaryIn(BodyIn):
     summary: Text = Field("", max_length=2000)
     agent: CliAgentKindChoices | None = None
 
@@ -234,7 +234,7 @@ MoveName = StrEnum("MoveName", {name.upper(): name for name in stages.MOVES})
 NEEDS_REASON = [name for name, m in stages.MOVES.items() if m.needs_reason]
 
 
-class StaffMoveIn(Schema):
+class StaffMoveIn(BodyIn):
     reason: Text = Field("", max_length=2000, description=(
         f"Required (not blank) for {', '.join(NEEDS_REASON)}: a move without it answers 422 with field 'reason'."
     ))

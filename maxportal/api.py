@@ -102,7 +102,8 @@ class MaxportalOpenAPI(OpenAPISchema):
     """django-ninja's schema plus the answers every operation can give (see the module docstring)."""
 
     def _error_ref(self, operation) -> dict:
-        return self._create_schema_from_model(ErrorOut, by_alias=operation.by_alias, mode="serialization")[0]
+        # Every operation's own error answers (ERRORS) already put ErrorOut into the components.
+        return {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}
 
     def responses(self, operation):
         result = super().responses(operation)
@@ -232,7 +233,9 @@ def not_authenticated(request, exc):
 
 @api.exception_handler(HttpError)
 def http_error(request, exc: HttpError):
-    return _respond(request, exc.status_code, error_body(f"http_{exc.status_code}", str(exc)))
+    # django-ninja's own refusals; the one it raises itself is 400 for a body that is not JSON.
+    code = {400: "bad_request"}.get(exc.status_code, f"http_{exc.status_code}")
+    return _respond(request, exc.status_code, error_body(code, str(exc)))
 
 
 @api.exception_handler(Http404)

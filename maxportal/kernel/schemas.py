@@ -9,7 +9,8 @@ routing, the size limit, the rate limit, an exhausted connection pool), has the 
 from typing import Annotated
 
 from ninja import Field, Schema
-from pydantic import StringConstraints
+from ninja.schema import DjangoGetter
+from pydantic import StringConstraints, model_validator
 
 # Text the database can store: PostgreSQL refuses NUL in a string, so the schema says so and
 # request validation refuses it (422 invalid) before any service runs.
@@ -21,6 +22,19 @@ Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 # Every list endpoint: ``limit`` above this answers 422 (never clamped silently).
 PAGE_LIMIT_MAX = 200
+
+
+class BodyIn(Schema):
+    """A JSON request body: an object. django-ninja's schemas read attributes, so without this check a
+    list, a number or null would pass as "no fields given" on a body whose fields are all optional."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value):
+        # django-ninja's own wrap validator hands on the value wrapped in a DjangoGetter.
+        if not isinstance(value._obj if isinstance(value, DjangoGetter) else value, dict):
+            raise ValueError("the body must be a JSON object")
+        return value
 
 
 class ErrorOut(Schema):
