@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import DataError, OperationalError
 from django.http import Http404, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import sync_and_async_middleware
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
@@ -132,7 +133,7 @@ class MaxportalOpenAPI(OpenAPISchema):
         if getattr(operation.view_func, "idempotent", False):
             params.append({
                 "in": "header", "name": IDEMPOTENCY_HEADER, "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x20-\x7e]+$"},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"},
                 "description": "Makes the write safe to retry: the same key and body get the first answer again.",
             })
         return params
@@ -236,6 +237,14 @@ def http_error(request, exc: HttpError):
     # django-ninja's own refusals; the one it raises itself is 400 for a body that is not JSON.
     code = {400: "bad_request"}.get(exc.status_code, f"http_{exc.status_code}")
     return _respond(request, exc.status_code, error_body(code, str(exc)))
+
+
+@api.exception_handler(MultiPartParserError)
+def multipart_unreadable(request, exc):
+    """A multipart body Django cannot read (no boundary, cut short): the request's fault, 400."""
+    return _respond(request, 400, error_body(
+        "bad_request", f"The multipart body cannot be read ({exc}); send multipart/form-data with its boundary.",
+    ))
 
 
 @api.exception_handler(Http404)

@@ -239,3 +239,13 @@ def test_the_eidolons_api_imports_nothing_of_leads():
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not {m for m in imported if m.split(".")[0] == "leads"}, module
+
+
+def test_a_multipart_body_without_its_boundary_answers_400_bad_request(agents, lead_id):
+    """Found by the fuzz run: Django's multipart parser raised, and the API answered 500."""
+    response = agents["lilly"].client.post(
+        f"/api/v1/leads/{lead_id}/artifacts", b"name=x", content_type="multipart/form-data",
+        headers=agents["lilly"]._headers(),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
