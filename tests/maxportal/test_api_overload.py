@@ -9,7 +9,6 @@ from django.db import connection, connections
 from psycopg_pool import PoolTimeout
 
 from leads.models import Lead, StageTransition
-from tests.agents_api import AgentClient
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
