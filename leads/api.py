@@ -236,7 +236,7 @@ NEEDS_REASON = [name for name, m in stages.MOVES.items() if m.needs_reason]
 
 class StaffMoveIn(BodyIn):
     reason: Text = Field("", max_length=2000, description=(
-        f"Required (not blank) for {', '.join(NEEDS_REASON)}: a move without it answers 422 with field 'reason'."
+        f"Required (not blank) for {', '.join(NEEDS_REASON)}: a move without it answers 422 reason_required."
     ))
     to_stage: PipelineStage | None = Field(None, description="For reassign (required there): the stage to move to.")
 
@@ -253,12 +253,9 @@ def _describe(move: stages.Move) -> str:
             f"for {' or '.join(sorted(w.value for w in move.who))}{reason}{signal}.")
 
 
-def _path(move: stages.Move) -> str:
-    return move.name.replace("_", "-")
-
-
 def _input_schema(move: stages.Move) -> type[Schema]:
-    if move.advances:
+    """What the actor writes, from the move's row: data and next action, a reason, or a summary."""
+    if move.takes_data:
         return HandoffIn
     return ReasonIn if move.needs_reason else SummaryIn
 
@@ -280,17 +277,17 @@ def _move_endpoint(move: stages.Move) -> None:
                                           agent_kind=fields.pop("agent"), **fields))
 
     view.__name__ = view.__qualname__ = f"lead_{move.name}"  # operation id leads_api_lead_<move>
-    router.post(f"/leads/{{lead_id}}/{_path(move)}", response=MOVE_RESPONSES, summary=move.name.label,
+    router.post(f"/leads/{{lead_id}}/{move.slug}", response=MOVE_RESPONSES, summary=move.label,
                 description=_describe(move))(idempotent(view))
 
 
 for _move in stages.MOVES.values():
-    if stages.Who.OWNER in _move.who:
+    if _move.for_agents:  # staff-only moves are made through /moves/{move}
         _move_endpoint(_move)
 
 MOVES_DOC = "\n".join(
     ["| move | endpoint | what it does |", "|---|---|---|"]
-    + [f"| {name} | `POST /leads/{{id}}/{_path(m) if stages.Who.OWNER in m.who else 'moves/' + name}` | "
+    + [f"| {name} | `POST /leads/{{id}}/{m.slug if m.for_agents else 'moves/' + name}` | "
        f"{_describe(m)} |" for name, m in stages.MOVES.items()]
 )
 

@@ -99,6 +99,10 @@ signal not acknowledged within {settings.MAXPORTAL_SIGNAL_VISIBILITY_TIMEOUT} s 
 """
 
 
+# What an Idempotency-Key header can carry: printable ASCII, no surrounding spaces (HTTP strips them).
+KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"
+
+
 class MaxportalOpenAPI(OpenAPISchema):
     """django-ninja's schema plus the answers every operation can give (see the module docstring)."""
 
@@ -133,7 +137,7 @@ class MaxportalOpenAPI(OpenAPISchema):
         if getattr(operation.view_func, "idempotent", False):
             params.append({
                 "in": "header", "name": IDEMPOTENCY_HEADER, "required": False,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
                 "description": "Makes the write safe to retry: the same key and body get the first answer again.",
             })
         return params

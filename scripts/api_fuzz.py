@@ -51,7 +51,7 @@ def _free_port() -> int:
 
 
 def _manage(env, *args) -> str:
-    return subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True,
+    return subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True,  # noqa: S603
                           capture_output=True, text=True).stdout
 
 
