@@ -2,6 +2,10 @@
 
 ``GET /signals?wait=N`` is an async view: while it waits it holds no database connection and no
 thread, only an event that the commit of a signal for its Eidolon sets (eidolons/inbox.py).
+
+``eidolons`` does not know leads: ``POST /signals`` (which may name a lead) and ``GET
+/agents/health`` (which counts open leads) are put on this router by ``leads/api.py`` from the
+pieces here (``signal_send_checked``, ``eidolons_health``).
 """
 
 import asyncio
@@ -14,11 +18,10 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
-from leads.selectors import open_leads_by_stage
 from maxportal.kernel.db import db_sync_to_async, release_connection
 from maxportal.kernel.errors import Forbidden, NotFound
 from maxportal.kernel.idempotency import idempotent
-from maxportal.kernel.schemas import ERRORS
+from maxportal.kernel.schemas import ERRORS, PAGE_LIMIT_MAX, BodyIn, Id, Text
 
 from . import inbox, selectors, services
 from .auth import async_token_or_staff, token_or_staff
@@ -51,17 +54,17 @@ class SignalOut(Schema):
         )
 
 
-class SignalIn(Schema):
+class SignalIn(BodyIn):
     type: SignalTypeChoices = Field(..., description="TASK_ASSIGNMENT, TASK_RESPONSE or ACK for agents.")
-    to: str = Field(..., min_length=1, max_length=50, description="The recipient Eidolon's slug, e.g. 'clara'.")
+    to: Text = Field(..., min_length=1, max_length=50, description="The recipient Eidolon's slug, e.g. 'clara'.")
     agent: CliAgentKindChoices | None = Field(None, description="Only for this one of the recipient's agents.")
     lead_id: UUID | None = None
     payload: dict = Field(default_factory=dict)
 
 
-class HeartbeatIn(Schema):
+class HeartbeatIn(BodyIn):
     kind: CliAgentKindChoices
-    version: str = Field("", max_length=50)
+    version: Text = Field("", max_length=50)
     state: CliAgentStatusChoices = CliAgentStatusChoices.RUNNING
 
 
@@ -87,15 +90,14 @@ class EidolonHealthOut(Schema):
     slug: str
     stage: str | None
     inbox_depth: int = Field(..., description="Signals not yet acknowledged.")
-    open_leads: int = Field(..., description="Leads in its stage that are not completed or failed.")
     stale: bool = Field(..., description="True when none of its agents sent a heartbeat recently.")
     agents: list[AgentHealthOut]
 
 
 class InboxQuery(Schema):
     wait: float = Field(0, ge=0, description="Seconds (up to 30) to wait for a signal when none is pending.")
-    limit: int = Field(50, ge=1, le=200)
-    eidolon: str | None = Field(None, max_length=50, description="Staff: whose inbox.")
+    limit: int = Field(50, ge=1, le=PAGE_LIMIT_MAX)
+    eidolon: Text | None = Field(None, max_length=50, description="Staff: whose inbox.")
     agent: CliAgentKindChoices | None = Field(None, description="Read as this agent (gets signals addressed to it).")
 
 
@@ -159,7 +161,7 @@ async def signals_inbox(request: HttpRequest, q: Query[InboxQuery]):
 
 @router.post("/signals/{signal_id}/ack", response={200: SignalOut, **ERRORS}, summary="Acknowledge a signal")
 @idempotent
-def signal_ack(request: HttpRequest, signal_id: int, eidolon: str | None = None):
+def signal_ack(request: HttpRequest, signal_id: Id):
     actor = request.auth
     if actor.is_staff:
         target = Signal.objects.filter(pk=signal_id).select_related("recipient").first()
@@ -172,13 +174,8 @@ def signal_ack(request: HttpRequest, signal_id: int, eidolon: str | None = None)
     return Status(200, SignalOut.build(signal, owner.slug))
 
 
-@router.post("/signals", response={201: SignalOut, **ERRORS},
-             summary="Send a signal: assign a task to another Eidolon, answer one, or acknowledge")
-@idempotent
-def signal_create(request: HttpRequest, payload: SignalIn):
-    from leads.selectors import leads_visible_to
-
-    actor = request.auth
+def signal_send_checked(actor, payload: SignalIn, *, lead=None) -> SignalOut:
+    """Send ``payload`` as ``actor`` (``lead``: already checked as one the actor can see)."""
     if not actor.is_staff and payload.type not in SIGNAL_TYPES_AGENTS_SEND:
         allowed = ", ".join(SIGNAL_TYPES_AGENTS_SEND)
         raise Forbidden(f"Agents send {allowed}; {payload.type} signals are written by the portal.")
@@ -190,17 +187,11 @@ def signal_create(request: HttpRequest, payload: SignalIn):
         agent = CliAgent.objects.filter(eidolon=recipient, kind=payload.agent).first()
         if agent is None:
             raise NotFound(f"{recipient.name} has no {payload.agent} agent.", field="agent")
-    lead = None
-    if payload.lead_id:
-        lead = leads_visible_to(actor).filter(pk=payload.lead_id).first()
-        if lead is None:
-            raise NotFound(f"Lead {payload.lead_id} does not exist or is not one {actor.label} can see.",
-                           field="lead_id")
     signal = services.signal_send(
         signal_type=payload.type, sender=actor.sender, recipient=recipient, payload=payload.payload, lead=lead,
         agent=agent,
     )
-    return Status(201, SignalOut.build(signal, recipient.slug))
+    return SignalOut.build(signal, recipient.slug)
 
 
 # --- agents ------------------------------------------------------------------------------------
@@ -223,13 +214,11 @@ def agent_heartbeat(request: HttpRequest, payload: HeartbeatIn):
     ))
 
 
-@router.get("/agents/health", response={200: list[EidolonHealthOut], **ERRORS},
-            summary="Each Eidolon and agent: last heartbeat, stale or not, inbox depth, open leads")
-def agents_health(request: HttpRequest):
-    open_leads = open_leads_by_stage()
+def eidolons_health() -> list[EidolonHealthOut]:
+    """Each Eidolon and its agents: heartbeats, staleness, inbox depth (the leads app adds open leads)."""
     return [
         EidolonHealthOut(
-            name=e.name, slug=e.slug, stage=e.stage, inbox_depth=e.inbox_depth, open_leads=open_leads.get(e.stage, 0),
+            name=e.name, slug=e.slug, stage=e.stage, inbox_depth=e.inbox_depth,
             stale=all(a.stale for a in agents), agents=[AgentHealthOut(**a.__dict__) for a in agents],
         )
         for e, agents in selectors.agents_health()

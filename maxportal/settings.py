@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The API's one error body also for answers django-ninja never saw (unroutable path, 405).
+    "maxportal.api.api_error_shape_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -161,10 +163,13 @@ if _ON_POSTGRESQL:
     # psycopg's pool, at most DATABASE_POOL_MAX_SIZE connections per process; 0 turns it off and
     # keeps per-thread persistent connections (DATABASE_CONN_MAX_AGE) for a WSGI-only deployment.
     _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+    # A request waits at most this long for a pooled connection; then the API sheds it with 503 +
+    # Retry-After (maxportal/api.py) instead of queueing it behind the whole overload.
+    DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
     if _pool_max:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": min(2, _pool_max), "max_size": _pool_max, "timeout": env.float("DATABASE_POOL_TIMEOUT", 10.0),
+            "min_size": min(2, _pool_max), "max_size": _pool_max, "timeout": DATABASE_POOL_TIMEOUT,
         }
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
@@ -178,6 +183,14 @@ else:
     # writers queue on the busy timeout above instead.
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    DATABASE_POOL_TIMEOUT = 20.0
+    # --- SQLite for concurrent readers and one writer (issue 8 item 11) ---
+    # WAL: readers never wait for the writer nor it for them (the long-poll reads while a worker
+    # writes); NORMAL is durable in WAL mode except for the last commits on a power cut.
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    # Tests get a file too: Django's default in-memory test database uses a shared cache, whose
+    # table locks fail at once ("database table is locked") instead of waiting on the busy timeout.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-maxportal.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -265,6 +278,8 @@ MAXPORTAL_IDEMPOTENCY_TTL_HOURS = env.int("MAXPORTAL_IDEMPOTENCY_TTL_HOURS", def
 # The API root's one mapping of domain errors to (HTTP status, body); the kernel's idempotency
 # stores refusals rendered by it, byte for byte what the API answers.
 MAXPORTAL_API_ERROR_RENDERER = "maxportal.api.error_status_and_body"
+# The Retry-After the API sends with 503 when the database could not serve a request in time.
+MAXPORTAL_API_RETRY_AFTER_SECONDS = env.int("MAXPORTAL_API_RETRY_AFTER_SECONDS", default=2)
 
 # === Signals and the inbox ===================================================================
 # Delivery of signals to the Eidolons' agents: redelivery, long-poll, the YAML mirror, heartbeats.

@@ -1,5 +1,6 @@
 """Site-wide pages: the home page and /healthz."""
 
+from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -27,6 +28,7 @@ def healthz(request):
     return JsonResponse(body, status=503 if problems else 200)
 
 
+@login_required  # it shows every container's address, mailbox and the host's capacity
 def home(request):
     capacities = [host_capacity(host=host) for host in ProxmoxHost.objects.all()]
     return render(request, "home.html", {"eidolons": eidolon_overview(), "capacities": capacities})

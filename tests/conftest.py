@@ -5,7 +5,12 @@ in that app's conftest (the checklist's ``plan``, ``ct201`` and ``operator`` in 
 Test data beyond the plan comes from ``tests/factories.py`` (factory-boy).
 """
 
+import os
+import uuid
+from types import SimpleNamespace
+
 import pytest
+import redis
 from django.core.cache import cache
 
 from eidolons.models import Eidolon
@@ -24,7 +29,7 @@ def _plain_static_storage(settings):
 
 
 @pytest.fixture(autouse=True)
-def _inbox_on_the_request_thread(request, settings):
+def _inbox_on_the_request_thread(request, settings, _cache_in_memory):
     """Tests inside one uncommitted transaction read the inbox on the test's own connection; the
     transactional (real server) tests keep the production thread pool."""
     if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
@@ -112,3 +117,34 @@ def celery_inline(monkeypatch):
         return app.tasks[name].apply(args=args, kwargs=kwargs)
 
     monkeypatch.setattr(app, "send_task", send_task)
+
+
+# --- Redis for tests (issue 8 item 12) ---------------------------------------------------------
+# Tests touch only the Redis database MAXPORTAL_TEST_REDIS_URL names (.ci/run sets it; without it
+# they skip), only under a key prefix of their own, and delete exactly those keys afterwards: a
+# shared Redis may hold other people's databases and keys.
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_memory(settings):
+    """The cache (rate-limit counters) is in-process in tests, so that cache.clear() can never
+    flush a Redis database named by MAXPORTAL_CACHE_URL; Redis tests use ``test_redis``."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.fixture
+def test_redis():
+    """(url, prefix, client) of the test Redis database; the prefix's keys are deleted afterwards."""
+    url = os.environ.get("MAXPORTAL_TEST_REDIS_URL", "")
+    if not url:
+        pytest.skip("set MAXPORTAL_TEST_REDIS_URL to a Redis database the tests may use")
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"no Redis at {url}")
+    prefix = f"maxportal-test-{uuid.uuid4().hex[:12]}"
+    yield SimpleNamespace(url=url, prefix=prefix, client=client)
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+    client.close()

@@ -23,6 +23,12 @@ class NotAllowed(DomainError):
     code = "conflict"
 
 
+class NotAuthenticated(DomainError):
+    """No credential, or one that is not (or no longer) valid: the caller must authenticate again."""
+
+    code = "not_authenticated"
+
+
 class Forbidden(DomainError):
     code = "forbidden"
 

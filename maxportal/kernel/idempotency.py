@@ -115,6 +115,7 @@ def idempotent(view):
             return _replay(record, fp, request)
         return HttpResponse(content, status=status, content_type="application/json")
 
+    wrapper.idempotent = True  # the API root declares the Idempotency-Key header on such operations
     return wrapper
 
 
