@@ -89,6 +89,15 @@ def staff_api(staff_client):
     return AgentClient(client=staff_client)
 
 
+@pytest.fixture
+def lead_id(agents):
+    """A lead ingested by LILLy, at LeadGen, in progress."""
+    body = {"company": "Acme GmbH", "email": "Anna@Acme.example", "source": "website"}
+    response = agents["lilly"].post("/leads", body)
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
 # --- SapWaves (issue 9) ---------------------------------------------------------------------------
 
 
