@@ -237,8 +237,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The portal's own periodic jobs (one beat runs; each job is idempotent anyway).
 CELERY_BEAT_SCHEDULE = {
-    # The reaper takes back checklist attempts that ran past their time limit.
-    "provisioning-reap-steps": {"task": "provisioning.steps_reap", "schedule": 60.0},
+    # The reaper sends again the checklist turns whose worker died or whose message was lost (every
+    # 15 s: such a step resumes within about a minute) and takes back attempts past their time limit.
+    "provisioning-reap-steps": {"task": "provisioning.steps_reap",
+                                "schedule": env.float("MAXPORTAL_STEP_REAP_SECONDS", default=15.0)},
     # The drift check reads every container from Proxmox and records what differs.
     "provisioning-drift-check": {
         "task": "provisioning.drift_check",
@@ -350,9 +352,12 @@ MAXPORTAL_MAX_COUNTDOWN_SECONDS = env.float("MAXPORTAL_MAX_COUNTDOWN_SECONDS", d
 # Proxmox unreachable (595, timeouts) after the client's own retries: the step waits and asks again
 # this many times, with doubling pauses, before it fails.
 MAXPORTAL_STEP_UNAVAILABLE_RETRIES = env.int("MAXPORTAL_STEP_UNAVAILABLE_RETRIES", default=3)
-# A turn running a script holds its attempt for the script's time limit plus this margin; if its
-# worker was killed, the re-delivered message takes the turn over after that.
-MAXPORTAL_STEP_LEASE_MARGIN_SECONDS = env.int("MAXPORTAL_STEP_LEASE_MARGIN_SECONDS", default=60)
+# A claimed turn holds its attempt for this long, renewed every third of it while the turn runs (a
+# script may run for many minutes): a killed worker's turn is taken over this soon after its death.
+MAXPORTAL_STEP_LEASE_SECONDS = env.float("MAXPORTAL_STEP_LEASE_SECONDS", default=30.0)
+# A sent turn's message may take this long to be picked up (a busy worker) before it counts as lost
+# and is sent again by the reaper's sweep or the re-delivered previous message (duplicates are dropped).
+MAXPORTAL_STEP_MESSAGE_GRACE_SECONDS = env.float("MAXPORTAL_STEP_MESSAGE_GRACE_SECONDS", default=30.0)
 
 # In-container scripts: the repository the "repo cloned" step sparse-checks out into each
 # Eidolon's workspace. No default: nothing here may reach the internet on its own; the script

@@ -2,8 +2,8 @@
 
 A spec says everything about its step: label and slug, whether a person does it, the steps it
 waits for, how long one attempt may take, which Proxmox parameters it sets that only root@pam may
-set, its script, its handler and after-hook, its preview on the page, how the simulated executor
-answers it, and how many script runs one lease covers. The engine, the grid, the admin and the
+set, its script, its handler and after-hook, its preview on the page, and how the simulated
+executor answers it. The engine, the grid, the admin and the
 commands read ``STEPS``; nothing else restates a step. Adding a step is one ``STEPS.register(...)``
 plus its script or handler (``tests/provisioning/test_registry.py`` registers a toy one).
 
@@ -152,7 +152,6 @@ STEPS = StepRegistry([
         root_params=("mp0",), root_why="the mp0 bind mount of the shared signal folder",
         script=StepScript("provisioning/scripts/signal_dir.sh", "node", 120, "Signal directory"),
         handler=scripted.signal_dir, preview=scripted.preview_signal_dir, simulated=Simulation(1.0),
-        runs_per_lease=2,
     ),
     # The CLI logins are interactive OAuth.
     StepSpec(S.AUTH_COMPLETE, S.AUTH_COMPLETE.label, manual=True, time_limit_s=0),

@@ -295,9 +295,11 @@ class ChecklistStep(models.Model):
 class StepRun(models.Model):
     """One attempt at an automated step, run by Celery tasks turn by turn.
 
-    The database allows one running attempt per step (a partial unique index). ``turn`` and
-    ``lease_until`` make a re-delivered task message harmless: only the message for the current
-    turn may advance the attempt, and a turn whose worker died may be taken over once its lease ran out.
+    The database allows one running attempt per step (a partial unique index). ``turn``,
+    ``lease_until`` and ``due_at`` make a re-delivered or lost task message harmless: only the
+    message for the current turn may claim it; a claimed turn's lease is renewed while its worker
+    lives and is taken over once it ran out; an unclaimed turn whose message is overdue is sent again
+    (see provisioning/engine/advance.py).
     """
 
     step = models.ForeignKey(ChecklistStep, on_delete=models.CASCADE, related_name="runs")
@@ -306,8 +308,16 @@ class StepRun(models.Model):
         max_length=10, choices=StepRunStateChoices.choices, default=StepRunStateChoices.RUNNING
     )
     phase = models.CharField(max_length=30, default="begin", help_text="Where the attempt is, e.g. wait_create.")
-    turn = models.PositiveIntegerField(default=0)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    turn = models.PositiveIntegerField(
+        default=0, help_text="Turns claimed so far: the next message must carry this number to claim one."
+    )
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While a worker holds the turn: until when (renewed while it runs)."
+    )
+    due_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="While no worker holds the turn: when its message is overdue and is sent again.",
+    )
     started_at = models.DateTimeField()
     deadline = models.DateTimeField(help_text="After this the reaper takes the attempt back as failed.")
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -26,6 +26,7 @@ from maxportal.kernel.errors import NotAllowed
 from .checklist import SATISFIED_STATES, STEPS, label
 from .choices import StepStateChoices
 from .engine import queue
+from .engine.advance import message_due
 from .engine.transitions import STARTABLE_STATES, move
 from .models import ChecklistEvent, ChecklistStep, Container, ProxmoxHost, StepRun
 
@@ -163,6 +164,7 @@ def step_run_start(
                     number=number,
                     started_at=now,
                     deadline=now + timedelta(seconds=spec.time_limit_s),
+                    due_at=message_due(now),
                     started_by=actor.user,
                     started_by_label=actor.label,
                     follow_on=follow_on,

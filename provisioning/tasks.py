@@ -48,8 +48,10 @@ def container_follow_on(container_id: int, user_id: int | None, label: str) -> N
 
 @shared_task(name="provisioning.steps_reap", ignore_result=True)
 def steps_reap() -> int:
-    """Periodic: fail the attempts that ran past their time limit, so they can be run again, and
-    restart "provision all" chains whose follow-on message was lost."""
+    """Periodic: send again the turns whose worker died or whose message was lost, fail the attempts
+    that ran past their time limit (so they can be run again), and restart "provision all" chains
+    whose follow-on message was lost."""
+    reaper.turns_relay()
     reaped = reaper.step_runs_reap()
     reaper.chains_resume()
     return reaped

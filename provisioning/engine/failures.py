@@ -19,6 +19,7 @@ from ..integrations.proxmox.errors import (
     ProxmoxError,
     ProxmoxPermissionDenied,
     ProxmoxRootRequired,
+    ProxmoxServerError,
     ProxmoxTaskFailed,
     ProxmoxUnavailable,
 )
@@ -48,9 +49,16 @@ def run_handler(run: StepRun) -> Outcome:
         if count <= settings.MAXPORTAL_STEP_UNAVAILABLE_RETRIES:
             return Outcome.wait(min(settings.MAXPORTAL_STEP_POLL_SECONDS * 2**count,
                                     settings.MAXPORTAL_MAX_COUNTDOWN_SECONDS))
+        tried = f"tried {count} time{'s' if count > 1 else ''}"
+        if isinstance(exc, ProxmoxServerError):
+            # It answered: a refusal in its own words, not silence.
+            return Outcome.failed(
+                f"Proxmox refused {exc.what} (HTTP {exc.status_code}): {exc.detail} ({tried}). "
+                "Fix what it names on the host, then run the step again.",
+                output=exc.log_tail or "",
+            )
         return Outcome.failed(
-            f"Proxmox on {run.step.container.host.name} did not answer (tried {count} time{'s' if count > 1 else ''}): "
-            f"{exc.message}. "
+            f"Proxmox on {run.step.container.host.name} did not answer ({tried}): {exc.message}. "
             "Check that the host is reachable, then run the step again.",
             output=exc.log_tail or "",
         )

@@ -1,8 +1,11 @@
-"""The periodic sweep: take back attempts past their time limit, restart stalled "provision all" chains.
+"""The periodic sweep: resend lost turns, take back attempts past their time limit, restart
+stalled "provision all" chains.
 
-A killed worker or a lost message must not hold a step forever: an attempt past its deadline is
-marked reclaimed and its cell failed (it can be run again), and a chain whose follow-on message was
-lost is started again from what is ready.
+A killed worker or a lost message must not hold a step: a turn whose holder's lease ran out, or
+whose message is overdue, gets its message again (``turns_relay``, the outbox relay of the turn
+protocol in ``advance``), so the step resumes within a lease and a sweep; an attempt past its
+deadline is marked reclaimed and its cell failed (it can be run again); a chain whose follow-on
+message was lost is started again from what is ready.
 """
 
 from __future__ import annotations
@@ -19,7 +22,23 @@ from .. import services
 from ..checklist import STEPS
 from ..choices import StepRunStateChoices, StepStateChoices
 from ..models import ChecklistStep, Container, StepRun
+from . import queue
+from .advance import lost_turn, resend_claim
 from .transitions import move
+
+
+def turns_relay(*, now=None) -> int:
+    """Send again the message of every turn no one will otherwise take (see ``advance.lost_turn``);
+    returns how many were sent. Safe to run twice at once: one of them gets each turn."""
+    now = now or timezone.now()
+    sent = 0
+    lost = StepRun.objects.filter(state=StepRunStateChoices.RUNNING, deadline__gte=now).filter(lost_turn(now))
+    for run in lost.only("pk", "turn", "lease_until", "due_at"):
+        with transaction.atomic():
+            if resend_claim(run, now):
+                queue.advance_on_commit(run.pk, run.turn)
+                sent += 1
+    return sent
 
 
 def step_runs_reap(*, now=None) -> int:

@@ -40,8 +40,6 @@ class StepSpec:
     # (title, text) of what the step will do, shown on the page before it runs.
     preview: Callable[[Container, StepSpec], tuple[str, str]] | None = None
     simulated: Simulation | None = None
-    # Script runs one turn makes (its lease covers them all): Signal Dir also runs its mount check.
-    runs_per_lease: int = 1
 
     @property
     def automated(self) -> bool:

@@ -54,10 +54,10 @@ def test_a_redelivered_create_message_never_creates_a_second_container(local_ct2
     assert first.turn == 1, "the create was sent; the step now polls its UPID"
     # When the broker delivers the first message again (acks_late re-delivery, or a double send)
     again = driver.deliver(run.pk, 0)
-    # Then it is dropped: no second create, and the attempt carries on
-    assert again.turn is None
-    driver.queue.clear()
-    driver.queue.append((run.pk, first.turn))
+    # Then it creates nothing: it only watches turn 1 (it comes back once turn 1's message would be
+    # overdue, and is then dropped as stale), and the attempt carries on
+    assert again.turn == 0 and again.countdown > 10
+    assert len(_creates(pve)) == 1
     driver.run()
     assert row(local_ct201, "lxc_created").state == "done"
     assert len(_creates(pve)) == 1
@@ -167,6 +167,21 @@ def test_an_unreachable_node_595_is_retried_then_fails_and_the_retry_succeeds(
     driver.run()
     assert row(local_ct201, "lxc_created").state == "done"
     assert row(local_ct201, "lxc_created").attempts == 2
+
+
+def test_a_proxmox_http_500_is_reported_as_its_refusal_not_as_no_answer(local_ct201, operator, driver, pve, settings):
+    # Given the node's storage is offline: Proxmox answers every create with HTTP 500 and says why
+    settings.MAXPORTAL_STEP_UNAVAILABLE_RETRIES = 1
+    pve.fail("POST", "/nodes/ax42/lxc", 500, "storage 'local-lvm' is not online")
+    step_run_start(container=local_ct201, step="lxc_created", actor=operator)
+    driver.run()
+    cell = row(local_ct201, "lxc_created")
+    assert cell.state == "failed"
+    assert cell.note.startswith(
+        "Proxmox refused POST nodes/ax42/lxc (HTTP 500): storage 'local-lvm' is not online (tried 2 times)."
+    ), cell.note
+    assert "did not answer" not in cell.note and "reachable" not in cell.note
+    assert len(_creates(pve)) == 2 * settings.MAXPORTAL_PVE_RETRY_ATTEMPTS, "retried, as a fault that may pass"
 
 
 def test_a_proxmox_that_does_not_answer_in_time_is_a_timeout_on_the_step(local_ct201, operator, driver, pve, settings):
@@ -322,12 +337,13 @@ def test_a_turn_whose_worker_died_is_taken_over_by_the_redelivered_message_after
     run = step_run_start(container=local_ct201, step="lxc_created", actor=operator)
     driver.queue.clear()
     # Given a worker claimed turn 0 and was killed (SIGKILL) before finishing it: its lease is held
-    StepRun.objects.filter(pk=run.pk).update(turn=1, lease_until=timezone.now() + timedelta(seconds=120))
+    held = timezone.now() + timedelta(seconds=120)
+    StepRun.objects.filter(pk=run.pk).update(turn=1, lease_until=held, due_at=None)
     # When the broker re-delivers the message (acks_late + reject_on_worker_lost), it waits for the lease
     early = driver.deliver(run.pk, 0)
     assert early.turn == 0 and 100 < early.countdown <= 121
     assert row(local_ct201, "lxc_created").state == "running"
-    # Once the lease ran out, the re-delivered message takes the turn over and the step completes
+    # Once the lease ran out, the re-delivered message sends the turn again, which takes it over
     StepRun.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     driver.queue.clear()
     driver.queue.append((run.pk, 0))

@@ -254,10 +254,7 @@ class ProxmoxClient:
                 delay = self.retry.delay(attempt)
                 logger.warning("%s (attempt %d of %d); retrying in %.2f s", error.message, attempt, attempts, delay)
                 self._sleep(delay)
-        raise ProxmoxUnavailable(
-            f"{last.message} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})",
-            status_code=last.status_code,
-        )
+        raise last.again(f"{last.message} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")
 
     def _call(self, method: str, path: str, *, root: bool = False, **params):
         """One API call (``path`` under /api2/json) with the retry policy; returns Proxmox's ``data``."""

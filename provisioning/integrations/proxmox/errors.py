@@ -4,9 +4,10 @@ Every failure is a ``ProxmoxError`` subclass carrying Proxmox's own message and 
 for tasks the UPID, the exit status and the log tail). They are integration errors, not domain
 errors: the checklist engine turns them into step outcomes, the services into refusals.
 
-``classify`` decides what an HTTP error means: 595/596 and 5xx that are passing faults are
-``ProxmoxUnavailable`` (the client retries them); the 500s Proxmox uses for definite answers
-("CT 201 already exists", "does not exist", "only root", "already running") are not retried.
+``classify`` decides what an HTTP error means: 595/596 are ``ProxmoxUnavailable`` (no answer from
+the node) and other 5xx that may pass are ``ProxmoxServerError`` (an answer: a refusal in Proxmox's
+words); the client retries both. The 500s Proxmox uses for definite answers ("CT 201 already
+exists", "does not exist", "only root", "already running") are not retried.
 """
 
 from __future__ import annotations
@@ -41,16 +42,30 @@ class ProxmoxError(Exception):
     """A Proxmox call failed. ``message`` is what to show; Proxmox's own words are kept in it."""
 
     def __init__(self, message: str, *, status_code: int | None = None, upid: str | None = None,
-                 log_tail: str = ""):
+                 log_tail: str = "", what: str = "", detail: str = ""):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.upid = upid
         self.log_tail = log_tail
+        self.what = what  # the call, e.g. "POST nodes/ax42/lxc"
+        self.detail = detail  # Proxmox's own words, when it answered
+
+    def again(self, message: str) -> ProxmoxError:
+        """The same error with another message (e.g. after the retries gave up)."""
+        return type(self)(message, status_code=self.status_code, upid=self.upid, log_tail=self.log_tail,
+                          what=self.what, detail=self.detail)
 
 
 class ProxmoxUnavailable(ProxmoxError):
-    """Proxmox could not be reached or answered 5xx/595/596 on every attempt, or a wait timed out."""
+    """Proxmox did not answer: a timeout, a connection error, 595/596 (it could not reach the node),
+    or a wait that timed out. Retried; trying again later may help."""
+
+
+class ProxmoxServerError(ProxmoxUnavailable):
+    """Proxmox answered with an HTTP 5xx that is not one of its definite answers (e.g. 500 "storage
+    'local-lvm' is not online"): retried like no answer, since it may pass, but it is a refusal with
+    Proxmox's own message (``detail``), not silence."""
 
 
 class ProxmoxPermissionDenied(ProxmoxError):
@@ -108,7 +123,7 @@ def classify(what: str, exc: ResourceException, *, token_id: str) -> ProxmoxErro
         text = f"{text} {errors}".strip()
     message = f"{what}: {text} (HTTP {status})"
     if status in UNAVAILABLE_STATUSES:
-        return ProxmoxUnavailable(message, status_code=status)
+        return ProxmoxUnavailable(message, status_code=status, what=what, detail=text)
     found = EXISTS_RE.search(text)
     if found:
         return ProxmoxContainerExists(message, status_code=status, vmid=int(found["vmid"]),
@@ -129,5 +144,5 @@ def classify(what: str, exc: ResourceException, *, token_id: str) -> ProxmoxErro
         return ProxmoxNotFound(message, status_code=status)
     # 501 (not implemented) is as definite as a 4xx.
     if status >= 500 and status != 501 and not DEFINITE_500.search(text):
-        return ProxmoxUnavailable(message, status_code=status)
-    return ProxmoxError(message, status_code=status)
+        return ProxmoxServerError(message, status_code=status, what=what, detail=text)
+    return ProxmoxError(message, status_code=status, what=what, detail=text)
