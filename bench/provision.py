@@ -150,7 +150,7 @@ def one_run(args, scratch: Path, *, vmids: list[int], label: str) -> dict:
 def critical_path(container) -> float:
     """The longest chain of this container's attempts along the prerequisites, in seconds, from the
     start of its first attempt: what the container would take with unlimited workers."""
-    from provisioning.choices import STEP_ORDER, STEP_PREREQUISITES
+    from provisioning.checklist import STEPS
     from provisioning.models import StepRun
 
     runs = {r.step.step: r for r in StepRun.objects.filter(step__container=container, state="succeeded")
@@ -159,9 +159,10 @@ def critical_path(container) -> float:
         return 0.0
     origin = min(r.started_at for r in runs.values())
     finish: dict[str, float] = {}
-    for step in STEP_ORDER:
+    for spec in STEPS:
+        step = spec.slug
         run = runs.get(step)
-        before = max((finish.get(p, 0.0) for p in STEP_PREREQUISITES[step]), default=0.0)
+        before = max((finish.get(p, 0.0) for p in spec.prerequisites), default=0.0)
         if run is None:  # a manual step, ticked before the run
             finish[step] = before
             continue

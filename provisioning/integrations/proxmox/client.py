@@ -43,6 +43,7 @@ from django.utils.module_loading import import_string
 from proxmoxer import ProxmoxAPI, ResourceException
 from proxmoxer.core import AuthenticationError
 
+from ..executors.base import tail_text
 from ..executors.errors import ExecutorConnectionError, ExecutorError
 from . import params as pve_params
 from .errors import (
@@ -386,13 +387,13 @@ class ProxmoxClient:
         output = getattr(result, "output_tail", "") or ""
         if getattr(result, "timed_out", False):
             raise ProxmoxUnavailable(
-                f"CT{vmid}: `{command}` as root on {self.host.name} timed out.", log_tail=_tail(output, 30)
+                f"CT{vmid}: `{command}` as root on {self.host.name} timed out.", log_tail=_last_lines(output, 30)
             )
         if result.exit_code != 0:
             raise ProxmoxError(
                 f"CT{vmid}: `{command}` as root on {self.host.name} exited {result.exit_code}: "
-                f"{_tail(output, 5) or '(no output)'}",
-                log_tail=_tail(output, settings.MAXPORTAL_PVE_LOG_TAIL_LINES),
+                f"{_last_lines(output, 5) or '(no output)'}",
+                log_tail=_last_lines(output, settings.MAXPORTAL_PVE_LOG_TAIL_LINES),
             )
 
     def bind_mount(self, vmid: int, host_path: str, mount_path: str, slot: str = "mp0") -> None:
@@ -504,8 +505,9 @@ class ProxmoxClient:
 
 
 
-def _tail(text: str, lines: int) -> str:
-    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+def _last_lines(text: str, lines: int) -> str:
+    """The output's last lines, as a message quotes them (the executors' ``tail_text``, stripped)."""
+    return tail_text((text or "").rstrip(), lines=lines).rstrip()
 
 
 def _short(exc: Exception) -> str:
