@@ -56,7 +56,10 @@ class LeaseKeeper:
                     logger.warning("lease of run %s turn %s not renewed: %s", self.run_id, self.claimed, exc)
                     continue
                 if not renewed:
-                    self.lost = True  # taken over, reaped or finished: nothing to keep
+                    # Taken over (this worker stalled past its lease) or reaped: nothing to keep, and
+                    # this turn's outcome will be dropped when it ends.
+                    self.lost = True
+                    logger.warning("run %s turn %s is no longer held by this worker", self.run_id, self.claimed)
                     return
                 self.renewals += 1
         finally:
