@@ -209,34 +209,32 @@ def _converged(pve, pve_client, killed_at: float, window: str, label: str, run: 
     assert StepRun.objects.filter(step__container__vmid=201).exclude(state="succeeded").count() == 0
 
 
-@pytest.mark.pve(time_scale=0.2)
-def test_window1_prefork_the_redelivered_message_resends_the_lost_turn(provisioning_ct201, pve, pve_client, tmp_path):
+def _killed_in_window1(provisioning_ct201, tmp_path, pool: str):
+    """A worker that kills itself between committing LXC Created's turn 0 (the create task started)
+    and publishing turn 1; returns the workers, that worker's process, the attempt and when."""
     container, operator, make = provisioning_ct201
     marker = tmp_path / "killed"
-    workers = make("prefork", kill_marker=str(marker))
+    workers = make(pool, kill_marker=str(marker))
     worker = workers.start()
-    _wait_for(lambda: _children(worker.pid), 30, "the worker's children")
     container_provision(container=container, actor=operator)
-    _wait_for(marker.exists, 30, "the child to kill itself between the commit and the publish")
+    _wait_for(marker.exists, 60, "the worker to kill itself between the commit and the publish")
     killed_at = time.monotonic()
     run = StepRun.objects.get(step__container=container, step__step="lxc_created")
     assert (run.turn, run.lease_until, run.phase) == (1, None, "wait_create"), "turn 1 committed, not sent"
+    return workers, worker, run, killed_at
+
+
+@pytest.mark.pve(time_scale=0.2)
+def test_window1_prefork_the_redelivered_message_resends_the_lost_turn(provisioning_ct201, pve, pve_client, tmp_path):
+    _workers, worker, run, killed_at = _killed_in_window1(provisioning_ct201, tmp_path, "prefork")
     _converged(pve, pve_client, killed_at, "window1", "window 1, prefork", run)
     assert worker.poll() is None, "the parent lived on: the re-delivered message did it, not a new worker"
 
 
 @pytest.mark.pve(time_scale=0.2)
 def test_window1_threads_a_new_workers_sweep_resends_the_lost_turn(provisioning_ct201, pve, pve_client, tmp_path):
-    container, operator, make = provisioning_ct201
-    marker = tmp_path / "killed"
-    workers = make("threads", kill_marker=str(marker))
-    first = workers.start()
-    container_provision(container=container, actor=operator)
-    _wait_for(marker.exists, 30, "the worker to kill itself between the commit and the publish")
-    killed_at = time.monotonic()
-    assert first.wait(timeout=10) == -signal.SIGKILL, "the whole worker died"
-    run = StepRun.objects.get(step__container=container, step__step="lxc_created")
-    assert (run.turn, run.lease_until, run.phase) == (1, None, "wait_create"), "turn 1 committed, not sent"
+    workers, worker, run, killed_at = _killed_in_window1(provisioning_ct201, tmp_path, "threads")
+    assert worker.wait(timeout=10) == -signal.SIGKILL, "the whole worker died"
     workers.start()  # as a supervisor restarts it
     _converged(pve, pve_client, killed_at, "window1", "window 1, threads", run)
 
