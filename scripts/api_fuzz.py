@@ -116,6 +116,7 @@ def main(extra: list[str]) -> int:
          "--log-level", "warning", "--workers", "1"],
         cwd=ROOT, env=env, start_new_session=True,
     )
+    config = ""
     try:
         _wait_until_up(f"{base}/api/v1/ping", server)
         config = _config(_seed_leads(base, token))
@@ -142,6 +143,8 @@ def main(extra: list[str]) -> int:
         print(f"api_fuzz: schemathesis exited {status} after {time.monotonic() - started:.0f} s", flush=True)
         return status
     finally:
+        if config:
+            os.unlink(config)
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=15)
