@@ -362,7 +362,9 @@ def artifact_content(request: HttpRequest, lead_id: UUID, artifact_id: Id):
 # --- the agents' endpoints that involve leads (on the agents' router; see the module docstring) --
 
 
+# The operation ids they had when they lived in eidolons/api.py: generated clients keep working.
 @agents_api.router.post("/signals", response={201: agents_api.SignalOut, **ERRORS},
+                        operation_id="eidolons_api_signal_create",
                         summary="Send a signal: assign a task to another Eidolon, answer one, or acknowledge")
 @idempotent
 def signal_create(request: HttpRequest, payload: agents_api.SignalIn):
@@ -380,6 +382,7 @@ class EidolonHealthOut(agents_api.EidolonHealthOut):
 
 
 @agents_api.router.get("/agents/health", response={200: list[EidolonHealthOut], **ERRORS},
+                       operation_id="eidolons_api_agents_health",
                        summary="Each Eidolon and agent: last heartbeat, stale or not, inbox depth, open leads")
 def agents_health(request: HttpRequest):
     open_leads = open_leads_by_stage()

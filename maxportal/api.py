@@ -86,9 +86,12 @@ the caller may make now (`allowed_moves`). The moves (from the stage machine, `l
 {MOVES_DOC}
 
 A handoff writes its transition and a `PIPELINE_TRANSITION` signal to the next stage's Eidolon
-in one transaction; that signal's `payload` has the lead's id, company, the stage it came from,
-the `summary` and `next_action` the sender gave, and `data_path` (the storage folder of the new
-stage's artifacts). Escalations go to the escalation Eidolon's inbox ({settings.MAXPORTAL_ESCALATION_EIDOLON}).
+in one transaction. That signal's `payload` has `from`, `to`, `lead_id`, `company`,
+`previous_stage`, `next_stage`, `status`, `move`, `summary` (what the sender wrote) and
+`data_path` (the storage folder of the artifacts of the stage the lead came from); the lead's
+`data` and `next_action` are at `GET /leads/{{id}}`. Escalations go to the escalation Eidolon's
+inbox ({settings.MAXPORTAL_ESCALATION_EIDOLON}); a lead a human sends back to work is announced to
+its stage's Eidolon with a `TASK_ASSIGNMENT`.
 
 ## Inbox, acknowledgement and redelivery
 `GET /signals?wait=N` returns pending signals at once, or waits up to

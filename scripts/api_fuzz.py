@@ -116,6 +116,7 @@ def main(extra: list[str]) -> int:
          "--log-level", "warning", "--workers", "1"],
         cwd=ROOT, env=env, start_new_session=True,
     )
+    config = ""
     try:
         _wait_until_up(f"{base}/api/v1/ping", server)
         config = _config(_seed_leads(base, token))
@@ -126,7 +127,9 @@ def main(extra: list[str]) -> int:
             "--phases", "examples,coverage,fuzzing",
             "--max-examples", os.environ.get("MAXPORTAL_FUZZ_MAX_EXAMPLES", "60"),
             "--max-time", os.environ.get("MAXPORTAL_FUZZ_MAX_TIME", "240"),
-            "--workers", os.environ.get("MAXPORTAL_FUZZ_WORKERS", "2"),
+            # One worker: schemathesis' threads can trip CPython 3.11's "AST constructor recursion depth
+            # mismatch" (ast.parse in two threads at once), an error of the tool, not of the portal.
+            "--workers", os.environ.get("MAXPORTAL_FUZZ_WORKERS", "1"),
             "--request-timeout", "40",
             "--seed", os.environ.get("MAXPORTAL_FUZZ_SEED", "20261201"),
             "--generation-database", "none",
@@ -140,6 +143,8 @@ def main(extra: list[str]) -> int:
         print(f"api_fuzz: schemathesis exited {status} after {time.monotonic() - started:.0f} s", flush=True)
         return status
     finally:
+        if config:
+            os.unlink(config)
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=15)

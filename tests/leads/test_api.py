@@ -233,7 +233,8 @@ def test_a_lead_status_stays_within_its_query_budget_however_long_its_history(
 
 
 def test_a_handoff_that_fails_after_the_update_leaves_no_trace(agents, lead_id):
-    """Lead, transition and signal are one transaction: a failure in the signal undoes the move."""
+    """Lead, transition and signal are one transaction: a failure in the signal undoes the move, and
+    the database's refusal answers 503 unavailable (retry), never a 500."""
 
     def refuse_signal_inserts(execute, sql, params, many, context):
         # The database refuses the signal's row (after the lead's UPDATE went through).
@@ -246,7 +247,8 @@ def test_a_handoff_that_fails_after_the_update_leaves_no_trace(agents, lead_id):
     with connection.execute_wrapper(refuse_signal_inserts):
         response = agents["lilly"].post(f"/leads/{lead_id}/handoff", {"summary": "x"})
 
-    assert response.status_code == 500
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
     lead = Lead.objects.get(pk=lead_id)
     assert lead.stage == "LeadGen" and lead.status == "in_progress"
     assert StageTransition.objects.filter(lead_id=lead_id).count() == 1, "only the ingest"
