@@ -16,7 +16,7 @@ from maxportal.kernel.actors import Actor
 from maxportal.kernel.admin import ReadOnlyInline
 from maxportal.kernel.errors import DomainError
 
-from ..models import EidolonSapWavePause, SapWave, SapWaveRun, SapWaveTarget, StaleAgentEpisode
+from ..models import CliAgent, EidolonSapWavePause, SapWave, SapWaveRun, SapWaveTarget, StaleAgentEpisode
 from . import selectors, services
 
 
@@ -80,6 +80,11 @@ class SapWaveAdmin(SimpleHistoryAdmin):
 
     def get_queryset(self, request):
         return selectors.waves_with_last_run()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "target_agent":  # labelled "<Eidolon>/<kind>": one query for all, not one each
+            kwargs["queryset"] = CliAgent.objects.select_related("eidolon")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Targets")
     def targets(self, obj):
