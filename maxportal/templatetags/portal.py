@@ -37,7 +37,7 @@ def _passes(user, rule: str) -> bool:
 
 
 NAV = (
-    NavEntry("Overview", "home", "anyone"),
+    NavEntry("Overview", "home", "login"),
     NavEntry("Provisioning", "provisioning:grid", "login"),
     NavEntry("Board", "leads:board", "staff"),
     NavEntry("Funnel", "leads:funnel", "staff"),
