@@ -1,3 +1,4 @@
-"""The API contract tests use the leads tests' API clients (one bearer token per Eidolon)."""
+"""The API contract tests use the leads tests' lead (the API clients, one bearer token per Eidolon,
+are shared fixtures in tests/conftest.py)."""
 
-from tests.leads.conftest import _inbox_on_the_request_thread, agents, lead_id, staff_api  # noqa: F401 (fixtures)
+from tests.leads.conftest import lead_id  # noqa: F401 (fixture)
