@@ -124,3 +124,9 @@ def test_make_run_settings_have_debug_off_and_work_over_plain_http():
         DJANGO_SECRET_KEY="k9-" + "Zx7!Qp2@Lm5#Rt8$Vn3%Bw6^Hy1&Jd4*" * 2, **exported,
     )
     assert done.stdout.split() == ["False", "False", "False", "False"], done.stderr
+
+
+def test_a_staff_user_without_admin_permissions_is_not_offered_the_admin(client, django_user_model, max_plan):
+    client.force_login(django_user_model.objects.create_user("sales", password="x-pass-12345", is_staff=True))
+    labels = _nav_labels(client.get("/leads/board/").content.decode())
+    assert "Board" in labels and "Admin" not in labels
