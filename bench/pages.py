@@ -37,9 +37,9 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from eidolons.services import max_plan_load  # noqa: E402
 from leads.demo import demo_leads_seed  # noqa: E402
 from leads.models import Lead, StageTransition  # noqa: E402
+from provisioning.plan import max_plan_load  # noqa: E402
 
 
 def main() -> None:

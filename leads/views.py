@@ -152,8 +152,9 @@ def _board_context(request, query: QueryDict) -> dict:
     actor = Actor.for_user(request.user, "page")
     for column in columns:
         for lead in column["cards"]:
-            lead.moves = _buttons(stages.allowed_moves(stage=lead.stage, status=lead.status, actor=actor))
-            lead.can_reassign = any(m == "reassign" for m, _ in lead.moves)
+            # A card offers the moves that need no reason; the lead page has them all, with a reason field.
+            lead.moves = _buttons([m for m in stages.allowed_moves(stage=lead.stage, status=lead.status, actor=actor)
+                                   if not stages.MOVES[m].needs_reason])
     kept = {k: v for k, v in query.items() if k in BOARD_FILTERS and v}
     return {"form": form, "columns": columns, "query": urlencode(kept), "stages": PipelineStage.choices,
             "total": sum(c["count"] for c in columns)}

@@ -25,7 +25,7 @@ DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 class NavEntry:
     label: str
     url_name: str
-    rule: str  # "anyone", "login" (any signed-in user), "staff"
+    rule: str  # "anyone", "login" (any signed-in user), "staff", "admin" (staff with something to edit there)
 
 
 def _passes(user, rule: str) -> bool:
@@ -33,17 +33,19 @@ def _passes(user, rule: str) -> bool:
         return True
     if not user.is_authenticated:
         return False
+    if rule == "admin":  # the admin opens for any staff user but shows nothing without permissions
+        return user.is_staff and (user.is_superuser or bool(user.get_all_permissions()))
     return rule == "login" or (rule == "staff" and user.is_staff)
 
 
 NAV = (
-    NavEntry("Overview", "home", "anyone"),
+    NavEntry("Overview", "home", "login"),
     NavEntry("Provisioning", "provisioning:grid", "login"),
     NavEntry("Board", "leads:board", "staff"),
     NavEntry("Funnel", "leads:funnel", "staff"),
     NavEntry("SapWaves", "sapwaves:board", "staff"),
     NavEntry("API docs", "api:openapi-view", "anyone"),
-    NavEntry("Admin", "admin:index", "staff"),
+    NavEntry("Admin", "admin:index", "admin"),
 )
 
 

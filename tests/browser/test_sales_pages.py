@@ -36,7 +36,7 @@ def test_an_anonymous_visitor_is_sent_to_log_in(browse, pipeline):
     page = browse()
     page.goto("/leads/board/")
     assert "/accounts/login/" in page.url
-    assert page.locator("nav[aria-label=Main]").inner_text().split() == ["Overview", "API", "docs", "Log", "in"]
+    assert page.locator("nav[aria-label=Main]").inner_text().split() == ["API", "docs", "Log", "in"]
 
 
 def test_the_funnel_shows_the_seeded_figures_a_chart_and_a_csv(browse, pipeline):
