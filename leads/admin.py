@@ -10,7 +10,7 @@ from eidolons.choices import PipelineStage
 from eidolons.models import Signal
 from eidolons.selectors import stage_owners
 from maxportal.kernel.actors import Actor
-from maxportal.kernel.admin import ReadOnlyInline
+from maxportal.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
 from maxportal.kernel.errors import DomainError
 
 from . import services, stages
@@ -150,22 +150,13 @@ class LeadAdmin(admin.ModelAdmin):
             messages.error(request, text)
 
 @admin.register(StageTransition)
-class StageTransitionAdmin(admin.ModelAdmin):
+class StageTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail, read-only."""
 
     list_display = ("created_at", "lead", "move", "from_stage", "to_stage", "to_status", "actor_eidolon", "actor_user")
     list_filter = ("move", "to_stage", "to_status", "actor_eidolon")
     list_select_related = ("lead", "actor_eidolon", "actor_user")
     search_fields = ("lead__company", "summary")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(StageSetting)

@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 
 from maxportal.kernel.actors import Actor
+from maxportal.kernel.admin import ReadOnlyAdminMixin
 from maxportal.kernel.errors import DomainError
 
 from . import drift, services, snapshots
@@ -249,22 +250,13 @@ class ChecklistStepAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChecklistEvent)
-class ChecklistEventAdmin(admin.ModelAdmin):
+class ChecklistEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: append-only, so read-only here."""
 
     list_display = ("at", "container", "step", "from_state", "to_state", "actor_label", "reason")
     list_filter = ("step", "to_state", "container__host")
     list_select_related = ("container",)
     search_fields = ("=container__vmid", "actor_label", "reason")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Drift)

@@ -14,16 +14,20 @@ from .engine import queue, reaper
 from .engine.advance import step_run_advance
 from .models import ProxmoxHost
 
+# Only the database is retried: Proxmox and script failures are outcomes of the step, not retries.
+RETRY_ON_DATABASE_ERRORS = {
+    "ignore_result": True,
+    "autoretry_for": (DatabaseError,),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
 
 @shared_task(
     name=queue.STEP_ADVANCE,
-    ignore_result=True,
-    # Only the database is retried here: Proxmox and script failures are outcomes of the step.
-    autoretry_for=(DatabaseError,),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=8,
+    **RETRY_ON_DATABASE_ERRORS,
 )
 def step_advance(run_id: int, turn: int) -> None:
     """One turn of an automated step; re-sends itself while a Proxmox task or an ack is awaited."""
@@ -34,12 +38,7 @@ def step_advance(run_id: int, turn: int) -> None:
 
 @shared_task(
     name=queue.CONTAINER_FOLLOW_ON,
-    ignore_result=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-    max_retries=8,
+    **RETRY_ON_DATABASE_ERRORS,
 )
 def container_follow_on(container_id: int, user_id: int | None, label: str) -> None:
     """After a step of a "provision all" is done: start the steps that became ready."""

@@ -15,3 +15,17 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdminMixin:
+    """A changelist of history (a ledger, an audit trail): it can be read and searched, never
+    added to, edited or deleted from in the admin; only the services write it."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
