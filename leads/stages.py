@@ -9,8 +9,8 @@ The owner of the next stage receives a PIPELINE_TRANSITION signal when a lead is
 escalations go to the escalation Eidolon's inbox (MAXPORTAL_ESCALATION_EIDOLON); a lead a human
 sends back to work is announced to its stage owner with a TASK_ASSIGNMENT.
 
-``MOVES`` is the one table the interfaces read: the service wrappers (``leads.services.lead_<move>``)
-and the admin's actions are generated from it, and the API answers its allowed moves from it. Each
+``MOVES`` is the one table the interfaces read: the service wrappers (``leads.services.lead_<move>``),
+the admin's actions and the API's move endpoints (``leads/api.py``) are generated from it. Each
 ``Move`` says what an interface needs: its name, label and URL slug, what the actor writes (a
 required reason, an optional summary, data), who may make it, and whether the admin offers it.
 """

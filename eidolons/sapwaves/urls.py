@@ -1,3 +1,5 @@
+"""The SapWaves staff page's URLs: the board and its wave, Eidolon and bulk actions."""
+
 from django.urls import path
 
 from . import views
