@@ -157,8 +157,15 @@ def main() -> int:
         for _ in range(args.after):
             last = _wait_boundary(25)
             answer_all()
-        time.sleep(15)
         stop("beat")
+        # Let the worker drain what beat sent (bounded): a slot still queued is not a lost one.
+        drain_until, count = time.monotonic() + 180, -1
+        while time.monotonic() < drain_until:
+            time.sleep(10)
+            now_count = SapWaveRun.objects.count()
+            if now_count == count:
+                break
+            count = now_count
         stop("worker")
 
         runs = SapWaveRun.objects.all()
@@ -184,7 +191,8 @@ def main() -> int:
         print(f"runs per (wave, slot): max {per_slot}, duplicates {duplicates} "
               f"({'PASS' if per_slot == 1 and not duplicates else 'MISS'})")
         print(f"beat down {stopped_at:%H:%M:%S}-{restarted_at:%H:%M:%S} UTC over slots "
-              f"{', '.join(f'{s:%H:%M}' for s in down_slots)}: {len(expected - have)} of {len(expected)} slots lost "
+              f"{', '.join(f'{s:%H:%M}' for s in down_slots)}: {len(expected - have)} of {len(expected)} slots "
+              "without a row after the drain "
               f"({'PASS' if not expected - have else 'MISS'}); accounted: "
               f"{down_rows.filter(state='fired').count()} fired late, "
               f"{down_rows.filter(state='skipped', skip_reason='missed').count()} skipped as missed (fire once)")

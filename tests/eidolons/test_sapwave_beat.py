@@ -311,7 +311,9 @@ def test_the_yaml_mirror_is_written_by_a_worker_after_commit_and_retried_until_t
                              payload={"summary": "mirror me"})
         _wait_for(lambda: "Retry in" in (tmp_path / "worker.log").read_text(), 20, "the task to be retried")
         blocker.unlink()
-        files = _wait_for(lambda: list(blocker.glob("*.yaml")) if blocker.is_dir() else [], 30, "the YAML file")
+        # Only the renamed file counts (the temporary one, ".tmp-*", may be seen mid-write)
+        files = _wait_for(lambda: [f for f in blocker.glob("*.yaml") if not f.name.startswith(".tmp-")]
+                          if blocker.is_dir() else [], 30, "the YAML file")
         assert [f.name.split("-")[1] for f in files] == [f"{signal.pk:08d}"], running.logs()
     finally:
         running.stop()
